@@ -1,0 +1,616 @@
+"""Stack configuration, read once into one typed, validated settings object.
+
+Every key the program reads is declared in ``CONFIG_KEYS`` (name, type, default, meaning): the
+Python defaults below are the single source for the program, and ``tests/infra`` checks that
+``Pulumi.yaml`` declares exactly the same keys, types and defaults.  Keys are camelCase in the
+``scamguard:`` namespace; the GCP project comes from the provider's own ``gcp:project``.
+
+A bad value stops the program with a :class:`pulumi.RunError` that names the key, the value and
+what is allowed, so ``pulumi preview`` prints one actionable line instead of a stack trace.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import pathlib
+import re
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, cast
+
+import pulumi
+
+NAMESPACE = "scamguard"
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+Target = Literal["local", "gcp", "aws", "kubernetes"]
+TARGETS: tuple[Target, ...] = ("local", "gcp", "aws", "kubernetes")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+GCP_VPC_EGRESS = ("PRIVATE_RANGES_ONLY", "ALL_TRAFFIC")
+
+ConfigType = Literal["string", "integer", "boolean", "array"]
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """One project config key, as declared under ``config:`` in Pulumi.yaml."""
+
+    name: str
+    type: ConfigType
+    default: str | int | bool | list[str] | None  # None: no default (secrets)
+    description: str
+    secret: bool = False
+
+
+# Grouped as in the README's configuration reference.  Numbers with a fraction are strings:
+# Pulumi project config has no float type.
+CONFIG_KEYS: tuple[ConfigKey, ...] = (
+    # --- where to deploy
+    ConfigKey("target", "string", "local", "Deployment target: local, gcp, aws or kubernetes."),
+    ConfigKey("region", "string", "europe-west1", "Cloud region of the stack (ignored by the local target)."),
+    ConfigKey(
+        "deletionProtection",
+        "boolean",
+        False,
+        "Refuse to delete the service on `pulumi destroy`/replace (where the target supports it).",
+    ),
+    # --- scaling and resources
+    ConfigKey("minInstances", "integer", 0, "Minimum number of instances (0 = scale to zero)."),
+    ConfigKey("maxInstances", "integer", 3, "Maximum number of instances the autoscaler may start."),
+    ConfigKey("concurrency", "integer", 80, "Concurrent requests one instance receives before scaling out."),
+    ConfigKey("cpu", "string", "1", "vCPUs per instance, e.g. 1, 2 or 0.5."),
+    ConfigKey("memory", "string", "512Mi", "Memory per instance, e.g. 512Mi or 1Gi."),
+    # --- the API's behaviour (environment of the container, see the service README section)
+    ConfigKey("public", "boolean", False, "Allow unauthenticated callers from the internet (cloud targets)."),
+    ConfigKey("canaryPercent", "integer", 0, "Share of traffic (0-100) sent to the newest revision."),
+    ConfigKey("rateLimit", "string", "50/second", "Per-client rate limit (limits syntax); empty = off."),
+    ConfigKey(
+        "rateLimitStorageUri",
+        "string",
+        "memory://",
+        "Rate-limit storage: memory:// (per instance) or async+redis://HOST:PORT (shared).",
+    ),
+    ConfigKey("maxBatchSize", "integer", 64, "Largest batch accepted by /v1/classify and /v2 infer."),
+    ConfigKey("maxTextChars", "integer", 20000, "Longest email text accepted, in characters."),
+    ConfigKey("maxBodyBytes", "integer", 2097152, "Largest request body accepted, in bytes."),
+    ConfigKey("maxInflight", "integer", 64, "Inferences in flight per instance before answering 503."),
+    ConfigKey("shutdownGraceSeconds", "integer", 10, "Seconds to drain in-flight requests after SIGTERM."),
+    ConfigKey("logLevel", "string", "INFO", "Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL."),
+    ConfigKey("docsEnabled", "boolean", True, "Serve the OpenAPI docs (/docs, /openapi.json)."),
+    ConfigKey(
+        "apiKeys",
+        "string",
+        None,
+        "Comma-separated API keys (secret: `pulumi config set --secret`); unset = no key required.",
+        secret=True,
+    ),
+    # --- the image
+    ConfigKey("imageName", "string", "scamguard-api", "Image repository name."),
+    ConfigKey("imageVersion", "string", "", "Image tag and OCI version label; empty = pyproject version."),
+    ConfigKey("imageRevision", "string", "", "Source revision (git SHA) for the OCI label; empty = unknown."),
+    ConfigKey(
+        "modelVersion",
+        "string",
+        "",
+        "Expected model version; empty = the shipped artifact's. A mismatch stops the deployment.",
+    ),
+    ConfigKey("baseImage", "string", "python:3.11-slim", "Base image of the service image (build arg)."),
+    # --- alerting and monitoring (shared by every target)
+    ConfigKey("availabilitySlo", "string", "0.999", "Availability objective; error budget = 1 - SLO."),
+    ConfigKey("latencySloSeconds", "string", "0.25", "p99 latency objective, in seconds."),
+    ConfigKey("alertOnNoTraffic", "boolean", False, "Alert when the service receives no traffic."),
+    ConfigKey("notificationEmail", "string", "", "E-mail address that receives alerts; empty = none."),
+    ConfigKey("scrapeIntervalSeconds", "integer", 15, "Prometheus scrape interval, in seconds."),
+    ConfigKey("prometheusImage", "string", "prom/prometheus:v2.55.1", "Prometheus image (pinned tag)."),
+    ConfigKey("grafanaImage", "string", "grafana/grafana:11.3.1", "Grafana image (pinned tag)."),
+    # --- local target (Docker engine on this machine)
+    ConfigKey("localApiPort", "integer", 8080, "Local target: host port of the API on 127.0.0.1."),
+    ConfigKey("localPrometheusPort", "integer", 9090, "Local target: host port of Prometheus on 127.0.0.1."),
+    ConfigKey("localGrafanaPort", "integer", 3000, "Local target: host port of Grafana on 127.0.0.1."),
+    # --- gcp target (gcp:project is the provider's own key)
+    ConfigKey("gcpSubnetCidr", "string", "10.20.0.0/24", "GCP target: CIDR of the stack's subnet."),
+    ConfigKey(
+        "gcpVpcEgress",
+        "string",
+        "PRIVATE_RANGES_ONLY",
+        "GCP target: Direct VPC egress, PRIVATE_RANGES_ONLY or ALL_TRAFFIC.",
+    ),
+    ConfigKey(
+        "gcpInvokers",
+        "array",
+        [],
+        "GCP target: IAM members allowed to invoke a non-public service (e.g. group:team@example.com).",
+    ),
+    ConfigKey("gcpRegistryKeepVersions", "integer", 10, "GCP target: image versions kept by cleanup."),
+)
+
+CONFIG_KEYS_BY_NAME: Mapping[str, ConfigKey] = {key.name: key for key in CONFIG_KEYS}
+
+
+# --------------------------------------------------------------------------- settings objects
+
+
+@dataclass(frozen=True)
+class ScalingSettings:
+    min_instances: int
+    max_instances: int
+    concurrency: int  # concurrent requests per instance
+    cpu: str  # as configured, e.g. "1", "0.5"
+    cpu_cores: float
+    memory: str  # as configured, e.g. "512Mi"
+    memory_mib: int
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    public: bool
+    canary_percent: int
+    rate_limit: str
+    rate_limit_storage_uri: str
+    max_batch_size: int
+    max_text_chars: int
+    max_body_bytes: int
+    max_inflight: int
+    shutdown_grace_seconds: int
+    log_level: str
+    docs_enabled: bool
+    api_keys: pulumi.Output[str] | None  # secret; targets mount it, never plain env in state
+
+    port: int = 8080  # the container contract (service/Dockerfile, Cloud Run)
+
+    def environment(self) -> dict[str, str]:
+        """The container's non-secret environment (contract B); API keys are mounted separately."""
+        return {
+            "HOST": "0.0.0.0",  # noqa: S104 - inside the container; exposure is the target's job
+            "PORT": str(self.port),
+            "SCAMGUARD_RATE_LIMIT": self.rate_limit,
+            "SCAMGUARD_RATE_LIMIT_STORAGE_URI": self.rate_limit_storage_uri,
+            "SCAMGUARD_MAX_BATCH_SIZE": str(self.max_batch_size),
+            "SCAMGUARD_MAX_TEXT_CHARS": str(self.max_text_chars),
+            "SCAMGUARD_MAX_BODY_BYTES": str(self.max_body_bytes),
+            "SCAMGUARD_MAX_INFLIGHT": str(self.max_inflight),
+            "SCAMGUARD_SHUTDOWN_GRACE_SECONDS": str(self.shutdown_grace_seconds),
+            "SCAMGUARD_LOG_LEVEL": self.log_level,
+            "SCAMGUARD_DOCS_ENABLED": "true" if self.docs_enabled else "false",
+        }
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    name: str
+    version: str
+    revision: str
+    model_version: str
+    base_image: str
+    platform: str = "linux/amd64"  # what Cloud Run / Fargate run; also the local default
+
+    def build_args(self) -> dict[str, str]:
+        return {
+            "BASE_IMAGE": self.base_image,
+            "VERSION": self.version,
+            "REVISION": self.revision,
+            "MODEL_VERSION": self.model_version,
+        }
+
+
+@dataclass(frozen=True)
+class AlertingSettings:
+    availability_slo: float
+    latency_slo_seconds: float
+    alert_on_no_traffic: bool
+    notification_email: str
+    scrape_interval_seconds: int
+
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    prometheus_image: str
+    grafana_image: str
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    api_port: int
+    prometheus_port: int
+    grafana_port: int
+    bind_address: str = "127.0.0.1"  # never exposed beyond this machine
+
+
+@dataclass(frozen=True)
+class GcpSettings:
+    project: str
+    region: str
+    subnet_cidr: str
+    vpc_egress: str
+    invokers: tuple[str, ...]
+    registry_keep_versions: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    project: str
+    stack: str
+    target: Target
+    region: str
+    deletion_protection: bool
+    scaling: ScalingSettings
+    service: ServiceSettings
+    image: ImageSettings
+    alerting: AlertingSettings
+    monitoring: MonitoringSettings
+    local: LocalSettings | None  # set only when target == "local"
+    gcp: GcpSettings | None  # set only when target == "gcp"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Labels/tags for every resource that supports them (lowercase, cloud-label safe)."""
+        return {"project": _label(self.project), "stack": _label(self.stack), "managed-by": "pulumi"}
+
+    def require_local(self) -> LocalSettings:
+        if self.local is None:
+            raise pulumi.RunError(f"stack {self.stack!r} has target {self.target!r}, not 'local'")
+        return self.local
+
+    def require_gcp(self) -> GcpSettings:
+        if self.gcp is None:
+            raise pulumi.RunError(f"stack {self.stack!r} has target {self.target!r}, not 'gcp'")
+        return self.gcp
+
+
+def _label(value: str) -> str:
+    return re.sub(r"[^a-z0-9_-]", "-", value.lower())[:63]
+
+
+# --------------------------------------------------------------------------- reading + validation
+
+T = TypeVar("T")
+
+
+class _Reader:
+    """Reads raw config strings and turns bad values into one clear RunError each."""
+
+    def __init__(self, stack: str) -> None:
+        self._config = pulumi.Config(NAMESPACE)
+        self._stack = stack
+
+    def fail(self, key: str, value: object, allowed: str) -> pulumi.RunError:
+        return pulumi.RunError(
+            f"invalid config {NAMESPACE}:{key} = {value!r}: allowed {allowed}. "
+            f"Fix it with: pulumi config set {NAMESPACE}:{key} <value> --stack {self._stack}"
+        )
+
+    def _raw(self, key: str) -> str | None:
+        if key not in CONFIG_KEYS_BY_NAME:  # a programming error, not a user error
+            raise KeyError(f"{key} is not declared in CONFIG_KEYS")
+        return self._config.get(key)
+
+    def string(
+        self,
+        key: str,
+        *,
+        choices: Sequence[str] | None = None,
+        check: Callable[[str], str | None] | None = None,
+    ) -> str:
+        raw = self._raw(key)
+        value = cast(str, CONFIG_KEYS_BY_NAME[key].default) if raw is None else raw.strip()
+        if choices is not None and value not in choices:
+            raise self.fail(key, value, "one of " + ", ".join(choices))
+        if check is not None and (problem := check(value)) is not None:
+            raise self.fail(key, value, problem)
+        return value
+
+    def integer(self, key: str, *, minimum: int, maximum: int) -> int:
+        raw = self._raw(key)
+        if raw is None:
+            return cast(int, CONFIG_KEYS_BY_NAME[key].default)
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise self.fail(key, raw, f"an integer from {minimum} to {maximum}") from None
+        if not minimum <= value <= maximum:
+            raise self.fail(key, value, f"an integer from {minimum} to {maximum}")
+        return value
+
+    def number(self, key: str, *, low: float, high: float, inclusive_low: bool = True) -> float:
+        raw = self._raw(key)
+        text = cast(str, CONFIG_KEYS_BY_NAME[key].default) if raw is None else raw.strip()
+        bounds = f"a number {'>=' if inclusive_low else '>'} {low} and < {high}"
+        try:
+            value = float(text)
+        except ValueError:
+            raise self.fail(key, text, bounds) from None
+        if not ((low <= value) if inclusive_low else (low < value)) or not value < high:
+            raise self.fail(key, text, bounds)
+        return value
+
+    def boolean(self, key: str) -> bool:
+        raw = self._raw(key)
+        if raw is None:
+            return cast(bool, CONFIG_KEYS_BY_NAME[key].default)
+        lowered = raw.strip().lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        raise self.fail(key, raw, "true or false")
+
+    def string_list(self, key: str, *, check: Callable[[str], str | None]) -> tuple[str, ...]:
+        raw = self._raw(key)
+        if raw is None:
+            return tuple(cast(list[str], CONFIG_KEYS_BY_NAME[key].default))
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            raise self.fail(key, raw, "a list of strings (pulumi config set --path 'key[0]' VALUE)") from None
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise self.fail(key, raw, "a list of strings")
+        items = cast(list[str], value)
+        for item in items:
+            if (problem := check(item)) is not None:
+                raise self.fail(key, item, problem)
+        return tuple(items)
+
+    def secret(self, key: str) -> pulumi.Output[str] | None:
+        self._raw(key)  # declared?
+        return self._config.get_secret(key)
+
+
+def _check_rate_limit(value: str) -> str | None:
+    if value == "":
+        return None
+    from limits import parse_many  # the service parses it with the same library
+
+    try:
+        parse_many(value)
+    except ValueError:
+        return "a rate in the limits library's syntax, e.g. 50/second or '100 per minute', or empty (off)"
+    return None
+
+
+def _check_storage_uri(value: str) -> str | None:
+    if value == "memory://" or re.fullmatch(r"async\+rediss?://[^\s/]+(:\d+)?(/\d+)?", value):
+        return None
+    return "memory:// or async+redis://HOST:PORT[/DB]"
+
+
+_CPU = re.compile(r"(?:\d+(?:\.\d+)?|\.\d+)")
+_MEMORY = re.compile(r"([1-9]\d*)(Mi|Gi)")
+
+
+def _cpu_cores(value: str) -> float | None:
+    if not _CPU.fullmatch(value):
+        return None
+    cores = float(value)
+    return cores if 0.08 <= cores <= 32 else None
+
+
+def _memory_mib(value: str) -> int | None:
+    match = _MEMORY.fullmatch(value)
+    if match is None:
+        return None
+    mib = int(match.group(1)) * (1024 if match.group(2) == "Gi" else 1)
+    return mib if 128 <= mib <= 131072 else None
+
+
+_IMAGE_REF = re.compile(
+    r"[a-z0-9]+(?:[._/-][a-z0-9]+)*"  # [registry/]name
+    r"(?::\d+/[a-z0-9._/-]+)?"  # registry:port/name
+    r"(?::\w[\w.-]{0,127})?"  # :tag
+    r"(?:@sha256:[0-9a-f]{64})?"  # @digest
+)
+
+
+def _check_image_ref(value: str) -> str | None:
+    # name[:tag][@sha256:digest]; the build arg is passed verbatim to FROM.
+    if _IMAGE_REF.fullmatch(value):
+        return None
+    return "an image reference such as python:3.11-slim or REGISTRY/NAME:TAG[@sha256:DIGEST]"
+
+
+def _check_pinned_image(value: str) -> str | None:
+    if _check_image_ref(value) is not None or not re.search(r"(:[\w][\w.-]*|@sha256:[0-9a-f]{64})$", value):
+        return "an image reference with a pinned tag or digest (not :latest), e.g. prom/prometheus:v2.55.1"
+    if value.endswith(":latest"):
+        return "a pinned tag or digest, not :latest"
+    return None
+
+
+def _check_name(value: str) -> str | None:
+    if re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", value):
+        return None
+    return "lowercase letters, digits and '-' (1-63 characters, not starting or ending with '-')"
+
+
+def _check_version(value: str) -> str | None:
+    if value == "" or re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}", value):
+        return None
+    return "empty or a version such as 1.2.0 (letters, digits, '.', '_', '+', '-')"
+
+
+def _check_region(value: str) -> str | None:
+    if re.fullmatch(r"[a-z]+(?:-[a-z]+)+\d+", value):
+        return None
+    return "a cloud region name such as europe-west1 or us-east-1"
+
+
+def _check_email(value: str) -> str | None:
+    if value == "" or re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+        return None
+    return "empty or an e-mail address"
+
+
+def _check_cidr(value: str) -> str | None:
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        return "an IPv4 network in CIDR notation, e.g. 10.20.0.0/24"
+    if network.version != 4 or not network.is_private or not 8 <= network.prefixlen <= 29:
+        return "a private IPv4 network with a prefix from /8 to /29, e.g. 10.20.0.0/24"
+    return None
+
+
+def _check_member(value: str) -> str | None:
+    if value in ("allUsers", "allAuthenticatedUsers"):
+        return "a principal, not allUsers/allAuthenticatedUsers (set public=true to open the service)"
+    if re.fullmatch(r"(user|group|serviceAccount|domain|principal|principalSet):\S+", value):
+        return None
+    return "IAM members such as user:me@example.com, group:team@example.com or serviceAccount:SA_EMAIL"
+
+
+def project_version() -> str:
+    with (REPO_ROOT / "pyproject.toml").open("rb") as handle:
+        return str(tomllib.load(handle)["project"]["version"])
+
+
+def shipped_model_version() -> str | None:
+    """The version in service/model/metadata.json (contract A), or None if no artifact is there."""
+    metadata = REPO_ROOT / "service" / "model" / "metadata.json"
+    try:
+        return str(json.loads(metadata.read_text(encoding="utf-8"))["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _unknown_keys() -> list[str]:
+    """Keys set in the stack's scamguard: namespace that the program does not know (typos)."""
+    from pulumi.runtime import config as runtime_config  # the SDK's view of the stack config
+
+    present = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    prefix = f"{NAMESPACE}:"
+    return sorted(
+        k[len(prefix) :]
+        for k in present
+        if k.startswith(prefix) and k[len(prefix) :] not in CONFIG_KEYS_BY_NAME
+    )
+
+
+def load_settings() -> Settings:
+    """Read the stack's config once and validate it; raise pulumi.RunError on the first bad value."""
+    project, stack = pulumi.get_project(), pulumi.get_stack()
+    unknown = _unknown_keys()
+    if unknown:
+        raise pulumi.RunError(
+            f"unknown config key(s) {', '.join(NAMESPACE + ':' + k for k in unknown)} in stack {stack!r}: "
+            f"allowed keys are {', '.join(CONFIG_KEYS_BY_NAME)} (see the README's configuration reference)"
+        )
+    read = _Reader(stack)
+
+    target = cast(Target, read.string("target", choices=TARGETS))
+    region = read.string("region", check=_check_region)
+
+    cpu = read.string("cpu", check=lambda v: None if _cpu_cores(v) else "a number of vCPUs from 0.08 to 32")
+    memory = read.string(
+        "memory", check=lambda v: None if _memory_mib(v) else "a size from 128Mi to 128Gi, e.g. 512Mi or 2Gi"
+    )
+    min_instances = read.integer("minInstances", minimum=0, maximum=1000)
+    max_instances = read.integer("maxInstances", minimum=1, maximum=1000)
+    if max_instances < min_instances:
+        raise read.fail("maxInstances", max_instances, f"an integer >= minInstances ({min_instances})")
+    scaling = ScalingSettings(
+        min_instances=min_instances,
+        max_instances=max_instances,
+        concurrency=read.integer("concurrency", minimum=1, maximum=1000),
+        cpu=cpu,
+        cpu_cores=cast(float, _cpu_cores(cpu)),
+        memory=memory,
+        memory_mib=cast(int, _memory_mib(memory)),
+    )
+
+    max_batch_size = read.integer("maxBatchSize", minimum=1, maximum=1024)
+    max_text_chars = read.integer("maxTextChars", minimum=1, maximum=10_000_000)
+    max_body_bytes = read.integer("maxBodyBytes", minimum=1024, maximum=100 * 1024 * 1024)
+    service = ServiceSettings(
+        public=read.boolean("public"),
+        canary_percent=read.integer("canaryPercent", minimum=0, maximum=100),
+        rate_limit=read.string("rateLimit", check=_check_rate_limit),
+        rate_limit_storage_uri=read.string("rateLimitStorageUri", check=_check_storage_uri),
+        max_batch_size=max_batch_size,
+        max_text_chars=max_text_chars,
+        max_body_bytes=max_body_bytes,
+        max_inflight=read.integer("maxInflight", minimum=1, maximum=10_000),
+        shutdown_grace_seconds=read.integer("shutdownGraceSeconds", minimum=1, maximum=600),
+        log_level=read.string("logLevel", choices=LOG_LEVELS),
+        docs_enabled=read.boolean("docsEnabled"),
+        api_keys=read.secret("apiKeys"),
+    )
+
+    shipped = shipped_model_version()
+    model_version = read.string("modelVersion", check=_check_version)
+    if model_version and shipped is not None and model_version != shipped:
+        raise read.fail(
+            "modelVersion",
+            model_version,
+            f"empty or the version of the artifact in service/model/ ({shipped}); "
+            "retrain or change the config",
+        )
+    image = ImageSettings(
+        name=read.string("imageName", check=_check_name),
+        version=read.string("imageVersion", check=_check_version) or project_version(),
+        revision=read.string("imageRevision", check=_check_version) or "unknown",
+        model_version=model_version or shipped or "unknown",
+        base_image=read.string("baseImage", check=_check_image_ref),
+    )
+
+    alerting = AlertingSettings(
+        availability_slo=read.number("availabilitySlo", low=0.5, high=1.0),
+        latency_slo_seconds=read.number("latencySloSeconds", low=0.0, high=60.0, inclusive_low=False),
+        alert_on_no_traffic=read.boolean("alertOnNoTraffic"),
+        notification_email=read.string("notificationEmail", check=_check_email),
+        scrape_interval_seconds=read.integer("scrapeIntervalSeconds", minimum=5, maximum=300),
+    )
+    monitoring = MonitoringSettings(
+        prometheus_image=read.string("prometheusImage", check=_check_pinned_image),
+        grafana_image=read.string("grafanaImage", check=_check_pinned_image),
+    )
+
+    local: LocalSettings | None = None
+    if target == "local":
+        ports = {
+            key: read.integer(key, minimum=1024, maximum=65535)
+            for key in ("localApiPort", "localPrometheusPort", "localGrafanaPort")
+        }
+        seen: dict[int, str] = {}
+        for key, port in ports.items():
+            if port in seen:
+                raise read.fail(key, port, f"a port not already used by {NAMESPACE}:{seen[port]}")
+            seen[port] = key
+        local = LocalSettings(
+            api_port=ports["localApiPort"],
+            prometheus_port=ports["localPrometheusPort"],
+            grafana_port=ports["localGrafanaPort"],
+        )
+
+    gcp: GcpSettings | None = None
+    if target == "gcp":
+        gcp_project = pulumi.Config("gcp").get("project")
+        if not gcp_project or not re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", gcp_project):
+            raise pulumi.RunError(
+                f"invalid config gcp:project = {gcp_project!r}: allowed a Google Cloud project id "
+                f"(6-30 lowercase letters, digits, '-'). Fix it with: "
+                f"pulumi config set gcp:project <project-id> --stack {stack}"
+            )
+        gcp = GcpSettings(
+            project=gcp_project,
+            region=region,
+            subnet_cidr=read.string("gcpSubnetCidr", check=_check_cidr),
+            vpc_egress=read.string("gcpVpcEgress", choices=GCP_VPC_EGRESS),
+            invokers=read.string_list("gcpInvokers", check=_check_member),
+            registry_keep_versions=read.integer("gcpRegistryKeepVersions", minimum=1, maximum=1000),
+        )
+
+    return Settings(
+        project=project,
+        stack=stack,
+        target=target,
+        region=region,
+        deletion_protection=read.boolean("deletionProtection"),
+        scaling=scaling,
+        service=service,
+        image=image,
+        alerting=alerting,
+        monitoring=monitoring,
+        local=local,
+        gcp=gcp,
+    )

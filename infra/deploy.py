@@ -1,0 +1,55 @@
+"""Wires one target's components in order; the same for every target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from infra.config import Settings
+from infra.image import ServiceImage, ServiceImageArgs
+from infra.platform import IdentityT, MonitoringT, NetworkT, Platform, RegistryT, ServiceT
+
+
+@dataclass(frozen=True)
+class DeployOutputs:
+    service_url: pulumi.Output[str]
+    image_ref: pulumi.Output[str]
+    prometheus_url: pulumi.Output[str]
+    grafana_url: pulumi.Output[str]
+
+    def export(self) -> None:
+        pulumi.export("service_url", self.service_url)
+        pulumi.export("image_ref", self.image_ref)
+        pulumi.export("prometheus_url", self.prometheus_url)
+        pulumi.export("grafana_url", self.grafana_url)
+
+
+def deploy(
+    platform: Platform[RegistryT, NetworkT, IdentityT, ServiceT, MonitoringT], settings: Settings
+) -> DeployOutputs:
+    """registry -> network -> identity -> image -> service -> monitoring."""
+    registry = platform.registry()
+    network = platform.network()
+    identity = platform.identity(registry)
+    image = ServiceImage(
+        f"{platform.prefix}-image",
+        ServiceImageArgs(
+            repository=registry.repository,
+            tag=settings.image.version,
+            push=registry.push,
+            credentials=registry.credentials,
+            build_args=settings.image.build_args(),
+            platform=settings.image.platform,
+        ),
+        # The repository must exist (and the pusher be allowed to write) before the push.
+        opts=pulumi.ResourceOptions(depends_on=[registry]),
+    )
+    service = platform.service(image, network, identity)
+    monitoring = platform.monitoring(service, network)
+    return DeployOutputs(
+        service_url=service.url,
+        image_ref=image.ref,
+        prometheus_url=monitoring.prometheus_url,
+        grafana_url=monitoring.grafana_url,
+    )
