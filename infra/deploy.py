@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 
@@ -17,12 +19,15 @@ class DeployOutputs:
     image_ref: pulumi.Output[str]
     prometheus_url: pulumi.Output[str]
     grafana_url: pulumi.Output[str]
+    extra: Mapping[str, pulumi.Input[Any]] = field(default_factory=dict)
 
     def export(self) -> None:
         pulumi.export("service_url", self.service_url)
         pulumi.export("image_ref", self.image_ref)
         pulumi.export("prometheus_url", self.prometheus_url)
         pulumi.export("grafana_url", self.grafana_url)
+        for key, value in sorted(self.extra.items()):
+            pulumi.export(key, value)
 
 
 def deploy(
@@ -52,4 +57,5 @@ def deploy(
         image_ref=image.ref,
         prometheus_url=monitoring.prometheus_url,
         grafana_url=monitoring.grafana_url,
+        extra=platform.extra_outputs(),
     )

@@ -23,7 +23,7 @@ in this interface.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -131,6 +131,10 @@ class Platform(abc.ABC, Generic[RegistryT, NetworkT, IdentityT, ServiceT, Monito
 
     @abc.abstractmethod
     def monitoring(self, service: ServiceT, network: NetworkT) -> MonitoringT: ...
+
+    def extra_outputs(self) -> Mapping[str, pulumi.Input[Any]]:
+        """Target-specific stack outputs beyond the common four (e.g. a secret admin password)."""
+        return {}
 
 
 # What a target factory returns; deploy() itself stays generic over the concrete types.
