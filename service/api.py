@@ -1,0 +1,227 @@
+"""The v1 API (`/v1/classify`, `/predict`) and the probes (`/healthz`, `/readyz`, `/metrics`).
+
+The hot endpoints read and validate the body themselves (pydantic-core's JSON parser, one pass) and
+return pre-serialised JSON: FastAPI's generic body and response handling costs more than the model.
+The OpenAPI document still describes every body and response (see `service.openapi`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import pydantic_core
+from fastapi import APIRouter, Request
+from prometheus_client import REGISTRY
+from prometheus_client.exposition import choose_encoder
+from pydantic import BaseModel, ValidationError
+from starlette.responses import Response
+
+from service.errors import REQUEST_ID_KEY, ApiError, ErrorBody, validation_error
+from service.schemas import ClassifyBatchResult, ClassifyResult, Health, Readiness, RequestModels
+from service.state import ServiceState
+
+JSON = "application/json"
+M = TypeVar("M", bound=BaseModel)
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    descriptions = {
+        400: "Body is not valid UTF-8.",
+        401: "Missing or invalid API key (only when API keys are configured).",
+        413: "Body larger than SCAMGUARD_MAX_BODY_BYTES.",
+        415: "Wrong Content-Type.",
+        422: "Malformed JSON, or a value outside the limits (see `details`).",
+        429: "Rate limit exceeded; see Retry-After and the RateLimit-* headers.",
+        503: "Model not loaded (see /readyz), or too many inferences in flight (Retry-After).",
+    }
+    return {code: {"model": ErrorBody, "description": descriptions[code]} for code in codes}
+
+
+INFERENCE_ERRORS = error_responses(400, 401, 413, 415, 422, 429, 503)
+
+
+def request_id(request: Request) -> str:
+    return request.scope.get(REQUEST_ID_KEY, "")
+
+
+def check_content_type(request: Request, expected: str) -> None:
+    """415 unless the body is `expected` (a missing Content-Type is accepted as `expected`)."""
+    raw = request.headers.get("content-type")
+    if raw is None:
+        return
+    media_type, _, params = raw.partition(";")
+    media_type = media_type.strip().lower()
+    ok = media_type == expected or (expected == JSON and media_type.endswith("+json"))
+    charset = (
+        params.strip().lower().removeprefix("charset=").strip('"') if "charset" in params.lower() else ""
+    )
+    if not ok or charset not in ("", "utf-8", "utf8"):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Content-Type must be {expected} (UTF-8), got {raw[:100]!r}",
+            reject_reason="unsupported_media_type",
+        )
+
+
+async def read_text_body(request: Request, expected_type: str) -> str:
+    check_content_type(request, expected_type)
+    body = await request.body()
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(
+            400,
+            "invalid_encoding",
+            f"request body is not valid UTF-8 (byte {exc.start}); encode the text as UTF-8",
+            reject_reason="invalid_request",
+        ) from None
+
+
+def parse_json(text: str) -> Any:
+    try:
+        return pydantic_core.from_json(text)
+    except ValueError as exc:
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"malformed JSON: {exc}",
+            details=[{"loc": ["body"], "msg": f"malformed JSON: {exc}", "type": "json_invalid"}],
+            reject_reason="invalid_request",
+        ) from None
+
+
+def validate(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc, prefix=("body",)) from None
+
+
+def build_router(state: ServiceState, models: RequestModels) -> APIRouter:
+    router = APIRouter()
+    single_model = models.classify_single
+    batch_model = models.classify_batch
+
+    @router.post(
+        "/v1/classify",
+        tags=["classify"],
+        summary="Classify one email ({text}) or a batch ({texts})",
+        response_model=ClassifyResult | ClassifyBatchResult,
+        responses=INFERENCE_ERRORS,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    JSON: {
+                        "schema": {
+                            "anyOf": [
+                                {"$ref": "#/components/schemas/ClassifyRequest"},
+                                {"$ref": "#/components/schemas/ClassifyBatchRequest"},
+                            ]
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def classify(request: Request) -> Response:
+        data = parse_json(await read_text_body(request, JSON))
+        rid = request_id(request)
+        model_json = state.model_json
+        if isinstance(data, dict) and "texts" in data:
+            texts: list[str] = validate(batch_model, data).texts  # type: ignore[attr-defined]
+            predictions = await state.predict(texts, "classify")
+            results = ",".join(
+                f'{{"label":"{p.label}","is_scam":{"true" if p.is_scam else "false"},"score":{p.score!r},'
+                f'"model":{model_json},"request_id":"{rid}"}}'
+                for p in predictions
+            )
+            body = f'{{"results":[{results}],"model":{model_json},"request_id":"{rid}"}}'
+        else:
+            text: str = validate(single_model, data).text  # type: ignore[attr-defined]
+            (p,) = await state.predict((text,), "classify")
+            body = (
+                f'{{"label":"{p.label}","is_scam":{"true" if p.is_scam else "false"},"score":{p.score!r},'
+                f'"model":{model_json},"request_id":"{rid}"}}'
+            )
+        return Response(body, media_type=JSON)
+
+    max_chars = state.settings.max_text_chars
+
+    @router.post(
+        "/predict",
+        tags=["classify"],
+        summary="Classify one email sent as text/plain; answers true (scam) or false",
+        response_model=bool,
+        responses=INFERENCE_ERRORS,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "text/plain": {
+                        "schema": {"type": "string", "minLength": 1, "maxLength": max_chars, "pattern": r"\S"}
+                    }
+                },
+            }
+        },
+    )
+    async def predict(request: Request) -> Response:
+        text = await read_text_body(request, "text/plain")
+        if not text.strip():
+            raise _invalid("text is empty; send the email text as the request body")
+        if len(text) > max_chars:
+            raise _invalid(f"text is longer than {max_chars} characters")
+        (p,) = await state.predict((text,), "predict")
+        return Response(b"true" if p.is_scam else b"false", media_type=JSON)
+
+    @router.get(
+        "/healthz", tags=["probes"], summary="Liveness: the process serves HTTP", response_model=Health
+    )
+    async def healthz() -> Response:
+        return Response(b'{"status":"ok"}', media_type=JSON)
+
+    @router.get(
+        "/readyz",
+        tags=["probes"],
+        summary="Readiness: model loaded and not shutting down",
+        response_model=Readiness,
+        responses={503: {"model": ErrorBody, "description": "Not ready: no model (reason) or draining."}},
+    )
+    async def readyz(request: Request) -> Response:
+        readiness_check(state)
+        return Response(f'{{"status":"ready","model":{state.model_json}}}', media_type=JSON)
+
+    @router.get(
+        "/metrics",
+        tags=["probes"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={
+            200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Metrics"}
+        },
+    )
+    async def prometheus_metrics(request: Request) -> Response:
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encoder(REGISTRY), headers={"Content-Type": content_type})
+
+    return router
+
+
+def readiness_check(state: ServiceState) -> None:
+    """Raise the 503 error when the service must not receive traffic."""
+    if state.draining:
+        raise ApiError(
+            503, "draining", "shutting down: finishing in-flight requests", reject_reason="draining"
+        )
+    state.require_model()
+
+
+def _invalid(message: str) -> ApiError:
+    return ApiError(
+        422,
+        "invalid_request",
+        message,
+        details=[{"loc": ["body"], "msg": message, "type": "value_error"}],
+        reject_reason="invalid_request",
+    )

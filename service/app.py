@@ -1,0 +1,144 @@
+"""`create_app(settings)`: the FastAPI application of the scam classifier API."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic.json_schema import models_json_schema
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import BaseRoute, Route
+
+from service import metrics
+from service.api import build_router
+from service.classifier import MODEL_NAME
+from service.errors import install_error_handlers
+from service.middleware import ApiKeyAuth, BodyLimitMiddleware, GuardMiddleware, RequestContextMiddleware
+from service.ratelimit import RateLimiter
+from service.schemas import build_request_models
+from service.settings import Settings, get_settings
+from service.state import ServiceState
+from service.v2 import build_v2_router
+
+# Probes, metrics and docs stay open: orchestrators and scrapers carry no API key.
+OPEN_PATHS = frozenset(
+    {
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v2/health/live",
+        "/v2/health/ready",
+        f"/v2/models/{MODEL_NAME}/ready",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+        "/openapi.json",
+    }
+)
+INFERENCE_PATHS = frozenset({"/v1/classify", "/predict", f"/v2/models/{MODEL_NAME}/infer"})
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("scamguard")
+    except importlib.metadata.PackageNotFoundError:
+        return "0.1.0"
+
+
+def _paths(routes: list[BaseRoute]) -> set[str]:
+    return {route.path for route in routes if isinstance(route, Route)}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    state = ServiceState(settings)
+    models = build_request_models(settings.max_text_chars, settings.max_batch_size)
+    auth = ApiKeyAuth(settings.load_api_keys())
+    limiter = (
+        RateLimiter(settings.rate_limit, settings.rate_limit_storage_uri, settings.rate_limit_strategy)
+        if settings.rate_limit
+        else None
+    )
+    version = _version()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        metrics.INFERENCE_CONCURRENCY_LIMIT.set(settings.max_inflight)
+        metrics.MODEL_READY.set(0)
+        await run_in_threadpool(state.load_model)
+        yield
+        # Reached after the server stopped taking requests (or the test client closed).
+        state.start_draining()
+
+    app = FastAPI(
+        title="scamguard",
+        version=version,
+        summary="Classifies an email as scam/phishing or legitimate.",
+        lifespan=lifespan,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url="/redoc" if settings.docs_enabled else None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+    )
+    app.state.service = state
+    app.state.limiter = limiter
+    install_error_handlers(app)
+    v1_router = build_router(state, models)
+    v2_router = build_v2_router(state, models, version)
+    app.include_router(v1_router)
+    app.include_router(v2_router)
+
+    routes = _paths([*app.routes, *v1_router.routes, *v2_router.routes])
+    app.add_middleware(
+        GuardMiddleware,
+        state=state,
+        auth=auth,
+        limiter=limiter,
+        protected=routes - OPEN_PATHS,
+        inference=INFERENCE_PATHS,
+        max_inflight=settings.max_inflight,
+    )
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, routes=routes)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            description=(
+                "Errors share one JSON shape: `{error, code, status, request_id, details?}`. "
+                "With API keys configured, send `Authorization: Bearer <key>` or `X-API-Key: <key>`."
+            ),
+            routes=app.routes,
+        )
+        # The hot endpoints validate their bodies themselves; publish those request schemas.
+        _, defs = models_json_schema(
+            [
+                (models.classify_single, "validation"),
+                (models.classify_batch, "validation"),
+                (models.v2_infer, "validation"),
+            ],
+            ref_template="#/components/schemas/{model}",
+        )
+        components = schema.setdefault("components", {})
+        components.setdefault("schemas", {}).update(defs.get("$defs", {}))
+        if auth.enabled:
+            components["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            }
+            for path, operations in schema.get("paths", {}).items():
+                if path not in OPEN_PATHS:
+                    for operation in operations.values():
+                        operation["security"] = [{"bearer": []}, {"apiKey": []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,94 @@
+"""Per-client rate limiting with the `limits` library (async API).
+
+Storage is in-process memory by default; `async+redis://host:6379` (or plain `redis://...`) shares
+one budget between every instance. The strategy defaults to the sliding window counter, which
+smooths bursts at a window edge like a token bucket does, in O(1) storage per client.
+A storage outage fails open (requests pass, a warning is logged at most every 30 s): availability
+of the API matters more than exact limiting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse_many
+from limits.aio.strategies import STRATEGIES
+from limits.aio.strategies import RateLimiter as LimitsStrategy
+from limits.storage import storage_from_string
+
+logger = logging.getLogger("scamguard")
+
+_STORAGE_WARN_INTERVAL_SECONDS = 30.0
+
+
+def async_storage_uri(uri: str) -> str:
+    """The `limits` async scheme for a storage URI: `memory://` -> `async+memory://` etc."""
+    uri = uri.strip()
+    return uri if uri.startswith("async+") else f"async+{uri}"
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    allowed: bool
+    headers: tuple[tuple[bytes, bytes], ...]
+    retry_after: int
+
+
+class RateLimiter:
+    def __init__(self, spec: str, storage_uri: str, strategy: str) -> None:
+        self.items: list[RateLimitItem] = parse_many(spec)
+        uri = async_storage_uri(storage_uri)
+        options: dict[str, float | str | bool] = {}
+        if "redis" in uri.split("://", 1)[0] or "valkey" in uri.split("://", 1)[0]:
+            # Bounded waits: a slow Redis must not hold requests for the client's whole timeout.
+            options = {"connect_timeout": 0.5, "stream_timeout": 0.5}
+        self.storage = storage_from_string(uri, wrap_exceptions=True, **options)
+        self.strategy: LimitsStrategy = STRATEGIES[strategy](self.storage)  # type: ignore[arg-type]
+        self.storage_uri_scheme = uri.split("://", 1)[0]
+        self._policy = ", ".join(f"{item.amount};w={item.get_expiry()}" for item in self.items).encode()
+        self._last_warning = 0.0
+
+    @staticmethod
+    def identity(api_key: bytes | None, client_host: str | None) -> str:
+        # Keys are hashed so the storage (Redis) never holds a credential.
+        if api_key is not None:
+            return "key:" + hashlib.sha256(api_key).hexdigest()[:24]
+        return f"addr:{client_host or 'unknown'}"
+
+    async def check(self, identity: str) -> RateDecision:
+        try:
+            return await self._check(identity)
+        except Exception as exc:
+            now = time.monotonic()
+            if now - self._last_warning > _STORAGE_WARN_INTERVAL_SECONDS:
+                self._last_warning = now
+                logger.warning(
+                    "rate limit storage failed; letting requests through",
+                    extra={"storage": self.storage_uri_scheme, "error": repr(exc)},
+                )
+            return RateDecision(True, (), 0)
+
+    async def _check(self, identity: str) -> RateDecision:
+        allowed = True
+        tightest: tuple[int, float, RateLimitItem] | None = None
+        for item in self.items:
+            if not await self.strategy.hit(item, identity):
+                allowed = False
+            stats = await self.strategy.get_window_stats(item, identity)
+            if tightest is None or stats.remaining < tightest[0]:
+                tightest = (stats.remaining, stats.reset_time, item)
+        assert tightest is not None
+        remaining, reset_time, item = tightest
+        reset_in = max(0, math.ceil(reset_time - time.time()))
+        retry_after = max(1, reset_in)
+        headers = (
+            (b"ratelimit-limit", str(item.amount).encode()),
+            (b"ratelimit-remaining", str(remaining).encode()),
+            (b"ratelimit-reset", str(retry_after if not allowed else reset_in).encode()),
+            (b"ratelimit-policy", self._policy),
+        )
+        return RateDecision(allowed, headers, retry_after)

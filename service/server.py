@@ -1,0 +1,87 @@
+"""Run the API under uvicorn with graceful shutdown (`python -m service`).
+
+On SIGTERM/SIGINT: readiness fails at once (draining), then - after the optional drain delay - the
+listener closes, in-flight requests finish within the grace period, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import signal
+from types import FrameType
+
+import uvicorn
+
+from service.app import create_app
+from service.logs import logging_config
+from service.settings import Settings, get_settings
+from service.state import ServiceState
+
+logger = logging.getLogger("scamguard")
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn.Server that flips readiness before uvicorn starts its own shutdown."""
+
+    def __init__(self, config: uvicorn.Config, state: ServiceState, drain_delay_seconds: float) -> None:
+        super().__init__(config)
+        self.state = state
+        self.drain_delay_seconds = drain_delay_seconds
+        self._delayed_exit: asyncio.TimerHandle | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.state.start_draining()
+        if self.drain_delay_seconds > 0 and self._delayed_exit is None and not self.should_exit:
+            # Keep accepting for a moment (readiness already fails) so load balancers stop routing here
+            # before the listener closes. A second signal exits at once.
+            logger.info(
+                "shutdown requested; closing the listener after the drain delay",
+                extra={"drain_delay_seconds": self.drain_delay_seconds, "signal": sig},
+            )
+            loop = asyncio.get_running_loop()
+            self._delayed_exit = loop.call_later(self.drain_delay_seconds, super().handle_exit, sig, None)
+            return
+        if self._delayed_exit is not None:
+            self._delayed_exit.cancel()
+        super().handle_exit(sig, frame)
+
+
+def _ignore_signal(signum: int, frame: FrameType | None) -> None:
+    """Stands in for the default action when uvicorn re-raises the signal after a clean drain."""
+
+
+def build_server(settings: Settings) -> DrainingServer:
+    app = create_app(settings)
+    remaining = settings.shutdown_grace_seconds - settings.shutdown_drain_delay_seconds
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        http=settings.http_impl,
+        loop=settings.loop_impl,
+        lifespan="on",
+        access_log=False,
+        log_config=logging_config(settings.log_level),
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        server_header=False,
+        # Leave ~1 s of the grace period for the lifespan shutdown and process exit.
+        timeout_graceful_shutdown=max(1, math.floor(remaining - 1)),
+        timeout_keep_alive=5,
+    )
+    return DrainingServer(config, app.state.service, settings.shutdown_drain_delay_seconds)
+
+
+def main() -> None:
+    settings = get_settings()
+    server = build_server(settings)
+    # uvicorn restores the previous handlers and re-raises the signal after its graceful shutdown;
+    # with the default handler that would kill the process (exit 143) right after a clean drain.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _ignore_signal)
+    server.run()
+    if not server.started:
+        raise SystemExit(3)

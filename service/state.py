@@ -1,0 +1,133 @@
+"""What the running service knows: settings, the loaded model (or why it is not loaded), draining."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from starlette.concurrency import run_in_threadpool
+
+from service import metrics
+from service.classifier import DEFAULT_MODEL_DIR, ModelLoadError, ScamClassifier
+from service.errors import ApiError
+from service.settings import Settings
+
+logger = logging.getLogger("scamguard")
+
+# Up to this many characters per call the model runs on the event loop (well under a millisecond
+# for the shipped linear model; a thread hop would cost more than it saves). Bigger batches go to
+# the thread pool so one large request cannot stall every other connection.
+INLINE_MAX_CHARS = 16_384
+
+
+def _failure_reason(message: str) -> str:
+    """A bounded label value for scamguard_model_load_failures_total."""
+    lowered = message.lower()
+    if "checksum" in lowered:
+        return "checksum_mismatch"
+    if "missing" in lowered or "does not exist" in lowered:
+        return "missing"
+    return "invalid"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    score: float
+    is_scam: bool
+
+    @property
+    def label(self) -> str:
+        return "scam" if self.is_scam else "legitimate"
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    classifier: ScamClassifier | None = None
+    load_error: str | None = "model not loaded yet (starting up)"
+    draining: bool = False
+    # JSON fragment {"name": ..., "version": ...}, built once at load for the response hot path.
+    model_json: str = "null"
+    started_at: float = field(default_factory=time.time)
+
+    @property
+    def ready(self) -> bool:
+        return self.classifier is not None and not self.draining
+
+    def load_model(self) -> None:
+        """Load and verify the artifact; on failure keep serving (probes say why), never raise."""
+        model_dir = self.settings.model_dir or DEFAULT_MODEL_DIR
+        started = time.perf_counter()
+        try:
+            classifier = ScamClassifier.load(model_dir)
+        except ModelLoadError as exc:
+            self._failed(str(exc), _failure_reason(str(exc)), model_dir)
+            return
+        except Exception as exc:  # a bug or an unexpected artifact must not crash-loop the pod
+            logger.exception("model load crashed", extra={"model_dir": str(model_dir)})
+            self._failed(f"unexpected error loading the model: {exc!r}", "unexpected", model_dir)
+            return
+        info = classifier.info
+        self.classifier = classifier
+        self.load_error = None
+        self.model_json = json.dumps({"name": info.name, "version": info.version}, separators=(",", ":"))
+        metrics.MODEL_INFO.labels(info.name, info.version).set(1)
+        metrics.MODEL_READY.set(1)
+        logger.info(
+            "model loaded",
+            extra={
+                "model_name": info.name,
+                "model_version": info.version,
+                "threshold": info.threshold,
+                "model_dir": str(model_dir),
+                "load_seconds": round(time.perf_counter() - started, 4),
+            },
+        )
+
+    def _failed(self, message: str, reason: str, model_dir: object) -> None:
+        self.classifier = None
+        self.load_error = message
+        metrics.MODEL_READY.set(0)
+        metrics.MODEL_LOAD_FAILURES.labels(reason).inc()
+        logger.error(
+            "model load failed; serving 503 until fixed and restarted",
+            extra={"reason": reason, "error": message, "model_dir": str(model_dir)},
+        )
+
+    def require_model(self) -> ScamClassifier:
+        classifier = self.classifier
+        if classifier is None:
+            raise ApiError(
+                503,
+                "not_ready",
+                f"model not available: {self.load_error}",
+                reject_reason="not_ready",
+            )
+        return classifier
+
+    def start_draining(self) -> None:
+        if not self.draining:
+            self.draining = True
+            logger.info("draining: readiness now fails, finishing in-flight requests")
+
+    async def predict(self, texts: Sequence[str], endpoint: str) -> list[Prediction]:
+        """Score texts with metrics (latency, labels, score histogram). Raises 503 without a model."""
+        classifier = self.require_model()
+        started = time.perf_counter()
+        if sum(map(len, texts)) <= INLINE_MAX_CHARS:
+            scores = classifier.score_many(texts)
+        else:
+            scores = await run_in_threadpool(classifier.score_many, texts)
+        metrics.INFERENCE_SECONDS[endpoint].observe(time.perf_counter() - started)
+        threshold_check = classifier.is_scam
+        predictions = [Prediction(float(score), threshold_check(score)) for score in scores]
+        observe = metrics.PREDICTION_SCORE.observe
+        scam = metrics.PREDICTED["scam"]
+        legit = metrics.PREDICTED["legitimate"]
+        for prediction in predictions:
+            observe(prediction.score)
+            (scam if prediction.is_scam else legit).inc()
+        return predictions

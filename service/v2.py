@@ -1,0 +1,156 @@
+"""Open Inference Protocol (KServe/Triton/MLServer "v2") REST endpoints for model `scam-classifier`.
+
+Input: one BYTES tensor of shape [N] (or [N, 1]) whose data are the email texts as JSON strings.
+Outputs: `label` (BYTES, "scam"/"legitimate") and `score` (FP32, P(scam)), both shape [N]; a request
+may ask for a subset with `outputs`. Errors use the service's error shape, whose `error` string is
+what the protocol requires.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from service.api import (
+    INFERENCE_ERRORS,
+    JSON,
+    ErrorBody,
+    error_responses,
+    parse_json,
+    read_text_body,
+    readiness_check,
+    request_id,
+    validate,
+)
+from service.classifier import MODEL_NAME
+from service.errors import ApiError
+from service.schemas import (
+    RequestModels,
+    V2InferenceResponse,
+    V2Live,
+    V2ModelMetadata,
+    V2Ready,
+    V2ServerMetadata,
+)
+from service.state import ServiceState
+
+SERVER_NAME = "scamguard"
+MODEL_PATH = f"/v2/models/{MODEL_NAME}"
+NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorBody, "description": "Not ready: no model (reason) or draining."}
+}
+
+
+def _metadata_body(state: ServiceState) -> bytes:
+    classifier = state.classifier
+    versions = [classifier.info.version] if classifier is not None else []
+    return json.dumps(
+        {
+            "name": MODEL_NAME,
+            "versions": versions,
+            "platform": "scamguard_linear_tfidf",
+            "inputs": [{"name": "text", "datatype": "BYTES", "shape": [-1]}],
+            "outputs": [
+                {"name": "label", "datatype": "BYTES", "shape": [-1]},
+                {"name": "score", "datatype": "FP32", "shape": [-1]},
+            ],
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def build_v2_router(state: ServiceState, models: RequestModels, server_version: str) -> APIRouter:
+    router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
+    infer_model = models.v2_infer
+    server_metadata = json.dumps(
+        {"name": SERVER_NAME, "version": server_version, "extensions": []}, separators=(",", ":")
+    ).encode()
+
+    @router.get(
+        "", summary="Server metadata", response_model=V2ServerMetadata, responses=error_responses(401, 429)
+    )
+    async def server_meta() -> Response:
+        return Response(server_metadata, media_type=JSON)
+
+    @router.get("/health/live", summary="Server liveness", response_model=V2Live)
+    async def live() -> Response:
+        return Response(b'{"live":true}', media_type=JSON)
+
+    @router.get("/health/ready", summary="Server readiness", response_model=V2Ready, responses=NOT_READY)
+    async def ready() -> Response:
+        readiness_check(state)
+        return Response(b'{"ready":true}', media_type=JSON)
+
+    @router.get(
+        f"/models/{MODEL_NAME}",
+        summary="Model metadata",
+        response_model=V2ModelMetadata,
+        responses=error_responses(401, 429),
+    )
+    async def model_meta() -> Response:
+        return Response(_metadata_body(state), media_type=JSON)
+
+    @router.get(
+        f"/models/{MODEL_NAME}/ready", summary="Model readiness", response_model=V2Ready, responses=NOT_READY
+    )
+    async def model_ready() -> Response:
+        readiness_check(state)
+        return Response(b'{"ready":true}', media_type=JSON)
+
+    @router.post(
+        f"/models/{MODEL_NAME}/infer",
+        summary="Inference (BYTES input of shape [N] -> label BYTES [N], score FP32 [N])",
+        response_model=V2InferenceResponse,
+        responses=INFERENCE_ERRORS,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {JSON: {"schema": {"$ref": "#/components/schemas/V2InferenceRequest"}}},
+            }
+        },
+    )
+    async def infer(request: Request) -> Response:
+        payload = validate(infer_model, parse_json(await read_text_body(request, JSON)))
+        tensor = payload.inputs[0]  # type: ignore[attr-defined]
+        texts: list[str] = tensor.data
+        shape: list[int] = tensor.shape
+        n = len(texts)
+        if shape[0] != n or math.prod(shape) != n:
+            raise ApiError(
+                422,
+                "invalid_request",
+                f"input {tensor.name!r}: shape {shape} does not match its {n} data elements; use shape [{n}]",
+                details=[
+                    {
+                        "loc": ["body", "inputs", 0, "shape"],
+                        "msg": "shape does not match data",
+                        "type": "value_error",
+                    }
+                ],
+                reject_reason="invalid_request",
+            )
+        predictions = await state.predict(texts, "v2_infer")
+        wanted = {out.name for out in payload.outputs} if payload.outputs else {"label", "score"}  # type: ignore[attr-defined]
+        outputs = []
+        if "label" in wanted:
+            outputs.append(
+                {"name": "label", "datatype": "BYTES", "shape": [n], "data": [p.label for p in predictions]}
+            )
+        if "score" in wanted:
+            outputs.append(
+                {"name": "score", "datatype": "FP32", "shape": [n], "data": [p.score for p in predictions]}
+            )
+        classifier = state.require_model()
+        body = {
+            "model_name": MODEL_NAME,
+            "model_version": classifier.info.version,
+            "id": payload.id if payload.id is not None else request_id(request),  # type: ignore[attr-defined]
+            "outputs": outputs,
+        }
+        return Response(json.dumps(body, separators=(",", ":")), media_type=JSON)
+
+    return router
