@@ -29,6 +29,9 @@ Target = Literal["local", "gcp", "aws", "kubernetes"]
 TARGETS: tuple[Target, ...] = ("local", "gcp", "aws", "kubernetes")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 GCP_VPC_EGRESS = ("PRIVATE_RANGES_ONLY", "ALL_TRAFFIC")
+GCP_INGRESS = ("all", "internal", "internal-and-cloud-load-balancing")
+# Cloud Run sends SIGKILL this long after SIGTERM (fixed by the platform): the drain must fit in it.
+CLOUD_RUN_SIGTERM_SECONDS = 10
 
 ConfigType = Literal["string", "integer", "boolean", "array"]
 
@@ -124,6 +127,24 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "GCP target: IAM members allowed to invoke a non-public service (e.g. group:team@example.com).",
     ),
     ConfigKey("gcpRegistryKeepVersions", "integer", 10, "GCP target: image versions kept by cleanup."),
+    ConfigKey(
+        "gcpIngress",
+        "string",
+        "internal-and-cloud-load-balancing",
+        "GCP target: Cloud Run ingress, all, internal or internal-and-cloud-load-balancing.",
+    ),
+    ConfigKey(
+        "gcpStableRevision",
+        "string",
+        "",
+        "GCP target: revision keeping 100-canaryPercent of the traffic; empty = all to the newest.",
+    ),
+    ConfigKey(
+        "gcpCpuAlwaysAllocated",
+        "boolean",
+        False,
+        "GCP target: CPU outside requests too (instance billing; steadier metrics collection).",
+    ),
 )
 
 CONFIG_KEYS_BY_NAME: Mapping[str, ConfigKey] = {key.name: key for key in CONFIG_KEYS}
@@ -226,6 +247,9 @@ class GcpSettings:
     vpc_egress: str
     invokers: tuple[str, ...]
     registry_keep_versions: int
+    ingress: str
+    stable_revision: str
+    cpu_always_allocated: bool
 
 
 @dataclass(frozen=True)
@@ -451,6 +475,12 @@ def _check_cidr(value: str) -> str | None:
     return None
 
 
+def _check_revision(value: str) -> str | None:
+    if value == "" or re.fullmatch(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?", value):
+        return None
+    return "empty or a Cloud Run revision name such as scamguard-prod-00042-abc"
+
+
 def _check_member(value: str) -> str | None:
     if value in ("allUsers", "allAuthenticatedUsers"):
         return "a principal, not allUsers/allAuthenticatedUsers (set public=true to open the service)"
@@ -598,7 +628,24 @@ def load_settings() -> Settings:
             vpc_egress=read.string("gcpVpcEgress", choices=GCP_VPC_EGRESS),
             invokers=read.string_list("gcpInvokers", check=_check_member),
             registry_keep_versions=read.integer("gcpRegistryKeepVersions", minimum=1, maximum=1000),
+            ingress=read.string("gcpIngress", choices=GCP_INGRESS),
+            stable_revision=read.string("gcpStableRevision", check=_check_revision),
+            cpu_always_allocated=read.boolean("gcpCpuAlwaysAllocated"),
         )
+        if service.canary_percent > 0 and not gcp.stable_revision:
+            raise read.fail(
+                "canaryPercent",
+                service.canary_percent,
+                "0 unless scamguard:gcpStableRevision names the revision that keeps the rest of the "
+                "traffic (gcloud run revisions list)",
+            )
+        if service.shutdown_grace_seconds >= CLOUD_RUN_SIGTERM_SECONDS:
+            raise read.fail(
+                "shutdownGraceSeconds",
+                service.shutdown_grace_seconds,
+                f"less than {CLOUD_RUN_SIGTERM_SECONDS} on Cloud Run, which kills an instance "
+                f"{CLOUD_RUN_SIGTERM_SECONDS} s after SIGTERM",
+            )
 
     return Settings(
         project=project,

@@ -292,12 +292,16 @@ def render(data: Mapping[str, Any]) -> str:
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def graph_in_subprocess(stack: str) -> dict[str, Any]:
-    """The stack's graph, computed in a fresh interpreter (clean Pulumi runtime state)."""
+def graph_in_subprocess(stack: str, overrides: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The stack's graph, computed in a fresh interpreter (clean Pulumi runtime state).
+
+    ``overrides``: full config keys (``scamguard:target``) to values, over the stack's own.
+    """
+    sets = [arg for key, value in sorted((overrides or {}).items()) for arg in ("--set", f"{key}={value}")]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     env.pop("PULUMI_CONFIG", None)
     result = subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "infra.preview", "--json-one", stack],
+        [sys.executable, "-m", "infra.preview", "--json-one", stack, *sets],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -321,11 +325,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stack", action="append", help="only this stack (repeatable); default: all")
     parser.add_argument("--update", action="store_true", help="rewrite the committed snapshots")
     parser.add_argument("--json-one", metavar="STACK", help=argparse.SUPPRESS)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     os.chdir(REPO_ROOT)  # the program's relative paths (build context) are relative to the project
     if args.json_one:
-        config, secret_keys = stack_config(args.json_one)
+        overrides = dict(item.split("=", 1) for item in args.set)
+        config, secret_keys = stack_config(args.json_one, overrides)
         sys.stdout.write(render(graph(run_program(args.json_one, config, secret_keys))))
         return 0
 

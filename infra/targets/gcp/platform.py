@@ -1,0 +1,201 @@
+"""GcpPlatform: the Google Cloud target behind the Platform interface (Cloud Run, GMP, Grafana)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi
+import pulumi_random as random
+
+from infra.config import GcpSettings, Settings
+from infra.image import ServiceImage
+from infra.monitoring import render, rule_groups
+from infra.platform import Platform, monitoring_config
+from infra.targets.gcp.apis import ProjectApis, ProjectApisArgs
+from infra.targets.gcp.identity import (
+    RUNTIME_PROJECT_ROLES,
+    RepositoryRef,
+    ServiceIdentity,
+    ServiceIdentityArgs,
+)
+from infra.targets.gcp.monitoring import GRAFANA_PROMETHEUS_URL, GcpMonitoring, GcpMonitoringArgs
+from infra.targets.gcp.network import VpcNetwork, VpcNetworkArgs
+from infra.targets.gcp.registry import ArtifactRepository, ArtifactRepositoryArgs
+from infra.targets.gcp.service import CloudRunService, CloudRunServiceArgs
+
+# Cloud Run sets PORT itself (and rejects it as a user variable); the container listens on it.
+RESERVED_ENV = frozenset({"PORT"})
+
+
+def after_apis(apis: ProjectApis) -> pulumi.ResourceOptions:
+    """Options for a component whose every resource must wait for the APIs to be enabled.
+
+    depends_on on a component is not inherited by its children; a transformation is, so it adds the
+    dependency to each child resource as it is registered.
+    """
+
+    def add_dependency(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+        if not isinstance(args.resource, pulumi.CustomResource):
+            return None
+        return pulumi.ResourceTransformationResult(
+            props=args.props,
+            opts=pulumi.ResourceOptions.merge(
+                args.opts, pulumi.ResourceOptions(depends_on=list(apis.services))
+            ),
+        )
+
+    return pulumi.ResourceOptions(transformations=[add_dependency])
+
+
+class GcpPlatform(
+    Platform[ArtifactRepository, VpcNetwork, ServiceIdentity, CloudRunService, GcpMonitoring],
+):
+    target = "gcp"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.gcp: GcpSettings = settings.require_gcp()
+        # Names of cloud resources carry the stack, so staging and prod can share a project.
+        self.resource_prefix = f"{settings.project}-{settings.stack}"
+        self._apis: ProjectApis | None = None
+        self._image: ServiceImage | None = None
+        self._service: CloudRunService | None = None
+
+    def labels(self, component: str) -> dict[str, str]:
+        """project, stack and component labels (plus managed-by) for every labelable resource."""
+        return {**self.settings.labels, "component": component}
+
+    @property
+    def apis(self) -> ProjectApis:
+        if self._apis is None:
+            self._apis = ProjectApis(f"{self.prefix}-apis", ProjectApisArgs(project=self.gcp.project))
+        return self._apis
+
+    def registry(self) -> ArtifactRepository:
+        return ArtifactRepository(
+            f"{self.prefix}-registry",
+            ArtifactRepositoryArgs(
+                project=self.gcp.project,
+                region=self.gcp.region,
+                repository_id=self.resource_prefix,
+                image_name=self.settings.image.name,
+                labels=self.labels("registry"),
+                keep_count=self.gcp.registry_keep_versions,
+            ),
+            opts=after_apis(self.apis),
+        )
+
+    def network(self) -> VpcNetwork:
+        return VpcNetwork(
+            f"{self.prefix}-network",
+            VpcNetworkArgs(
+                project=self.gcp.project,
+                region=self.gcp.region,
+                network_name=self.resource_prefix,
+                subnet_cidr=self.gcp.subnet_cidr,
+            ),
+            opts=after_apis(self.apis),
+        )
+
+    def identity(self, registry: ArtifactRepository) -> ServiceIdentity:
+        return ServiceIdentity(
+            f"{self.prefix}-identity",
+            ServiceIdentityArgs(
+                project=self.gcp.project,
+                account_id=f"{self.resource_prefix}-run"[:30],
+                display_name=f"scamguard API runtime ({self.settings.stack})",
+                project_roles=RUNTIME_PROJECT_ROLES,
+                pull_from=RepositoryRef(
+                    project=self.gcp.project,
+                    location=self.gcp.region,
+                    repository_id=registry.docker_repository.repository_id,
+                ),
+            ),
+            opts=after_apis(self.apis),
+        )
+
+    def _api_keys(self) -> pulumi.Output[str]:
+        """API keys, one per line; when the stack sets none, one random key (never an open API)."""
+        configured = self.settings.service.api_keys
+        if configured is not None:
+            return pulumi.Output.secret(
+                configured.apply(
+                    lambda keys: "\n".join(k.strip() for k in keys.split(",") if k.strip()) + "\n"
+                )
+            )
+        generated = random.RandomPassword(f"{self.prefix}-api-key", length=40, special=False)
+        return pulumi.Output.secret(generated.result.apply(lambda key: key + "\n"))
+
+    def service(self, image: ServiceImage, network: VpcNetwork, identity: ServiceIdentity) -> CloudRunService:
+        settings, scaling = self.settings, self.settings.scaling
+        environment = {k: v for k, v in settings.service.environment().items() if k not in RESERVED_ENV}
+        self._image = image
+        self._service = CloudRunService(
+            f"{self.prefix}-service",
+            CloudRunServiceArgs(
+                project=self.gcp.project,
+                region=self.gcp.region,
+                service_name=self.resource_prefix,
+                labels=self.labels("service"),
+                image=image.ref,
+                service_account_email=identity.email,
+                service_account_member=identity.member,
+                network=network.network_id,
+                subnetwork=network.subnetwork_id,
+                vpc_egress=self.gcp.vpc_egress,
+                ingress=self.gcp.ingress,
+                min_instances=scaling.min_instances,
+                max_instances=scaling.max_instances,
+                concurrency=scaling.concurrency,
+                cpu=scaling.cpu,
+                memory=scaling.memory,
+                cpu_always_allocated=self.gcp.cpu_always_allocated,
+                environment=environment,
+                api_keys=self._api_keys(),
+                deletion_protection=settings.deletion_protection,
+                scrape_interval_seconds=settings.alerting.scrape_interval_seconds,
+                canary_percent=settings.service.canary_percent,
+                stable_revision=self.gcp.stable_revision,
+                public=settings.service.public,
+                invokers=self.gcp.invokers,
+                port=settings.service.port,
+            ),
+            opts=after_apis(self.apis),
+        )
+        return self._service
+
+    def monitoring(self, service: CloudRunService, network: VpcNetwork) -> GcpMonitoring:
+        # The sidecar scrapes each instance on localhost; Grafana reads GMP through its frontend.
+        config = monitoring_config(
+            self.settings, [f"127.0.0.1:{self.settings.service.port}"], GRAFANA_PROMETHEUS_URL
+        )
+        return GcpMonitoring(
+            f"{self.prefix}-monitoring",
+            GcpMonitoringArgs(
+                project=self.gcp.project,
+                region=self.gcp.region,
+                environment=self.settings.stack,
+                resource_prefix=self.resource_prefix,
+                labels=self.labels,
+                rendered=render(config),
+                recording_groups=rule_groups(config),
+                alert_groups=rule_groups(config, inline_recording_rules=True),
+                grafana_image=self.settings.monitoring.grafana_image,
+                ingress=self.gcp.ingress,
+                invokers=self.gcp.invokers,
+                notification_email=self.settings.alerting.notification_email,
+                evaluation_interval_seconds=max(30, self.settings.alerting.scrape_interval_seconds),
+                deletion_protection=self.settings.deletion_protection,
+            ),
+            opts=after_apis(self.apis),
+        )
+
+    def extra_outputs(self) -> Mapping[str, pulumi.Input[Any]]:
+        outputs: dict[str, pulumi.Input[Any]] = {}
+        if self._image is not None:
+            outputs["image_digest"] = self._image.digest
+        if self._service is not None:
+            outputs["canary_url"] = self._service.canary_url
+            outputs["api_keys_secret"] = self._service.api_keys.secret_id
+        return outputs
