@@ -1,0 +1,358 @@
+"""Prometheus recording and alerting rules for scamguard, as data (one source for every target).
+
+What counts as an error for the availability SLO: a response with a 5xx status on an inference route
+(``/v1/classify``, ``/predict``, ``/v2/models/<name>/infer``). That includes the 503s the service sends
+when it sheds load (``overloaded``), has no model (``not_ready``) or is draining: the caller did not get
+an answer, whatever the reason, so those requests spend error budget. 4xx answers (bad input,
+unauthorised, payload too large, rate limited 429) are the client's doing and are not errors; a surge
+of 429s has its own alert. Probes, ``/metrics``, metadata endpoints and unknown paths are not part of
+the SLO (they are not what users pay for, and scanners must not dilute the ratio).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from infra.monitoring.config import MonitoringConfig
+from infra.monitoring.promql import inline
+
+JOB = "scamguard"
+JOB_MATCHER = f'job="{JOB}"'
+# Route templates of the inference endpoints (contract B); "[^/]+" covers the v2 model-name segment
+# whether the service labels it with the template or the model name.
+SLO_ROUTES = "/v1/classify|/predict|/v2/models/[^/]+/infer"
+SLO_REQUESTS = f'scamguard_http_requests_total{{{JOB_MATCHER},route=~"{SLO_ROUTES}"}}'
+SLO_ERRORS = f'scamguard_http_requests_total{{{JOB_MATCHER},route=~"{SLO_ROUTES}",status=~"5.."}}'
+SLO_DURATION_BUCKETS = (
+    f'scamguard_http_request_duration_seconds_bucket{{{JOB_MATCHER},route=~"{SLO_ROUTES}"}}'
+)
+PREDICTIONS = f"scamguard_predictions_total{{{JOB_MATCHER}}}"
+OVERLOADED = f'scamguard_requests_rejected_total{{{JOB_MATCHER},reason="overloaded"}}'
+RATE_LIMITED = f'scamguard_requests_rejected_total{{{JOB_MATCHER},reason="rate_limited"}}'
+SCAM_PREDICTIONS = f'scamguard_predictions_total{{{JOB_MATCHER},label="scam"}}'
+
+# Multi-window, multi-burn-rate alerts (Google SRE workbook, "Alerting on SLOs", table 5-8):
+# (name suffix, long window, short window, burn rate, for, severity)
+BURN_RATE_ALERTS = (
+    ("Fast", "1h", "5m", 14.4, "2m", "critical"),  # 2 % of a 30-day budget in 1 hour
+    ("Medium", "6h", "30m", 6.0, "15m", "critical"),  # 5 % of the budget in 6 hours
+    ("Slow", "3d", "6h", 1.0, "1h", "warning"),  # 10 % of the budget in 3 days: a ticket
+)
+ERROR_RATIO_WINDOWS = ("5m", "30m", "1h", "6h", "3d")
+LATENCY_QUANTILES = (0.5, 0.9, 0.99)
+# Saturation: sustained average use of the inference slots above this share of the limit.
+SATURATION_THRESHOLD = 0.8
+# Load shedding worth a look: more than this share of inference requests rejected as overloaded.
+OVERLOAD_THRESHOLD = 0.01
+# Abuse: more than this share of requests rate limited, and at least this many per second (so that a
+# single client retrying on a quiet service does not page anyone).
+RATE_LIMIT_SHARE_THRESHOLD = 0.1
+RATE_LIMIT_MIN_PER_SECOND = 0.5
+
+
+@dataclass(frozen=True)
+class Recording:
+    record: str
+    expr: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"record": self.record, "expr": self.expr}
+
+
+@dataclass(frozen=True)
+class Alert:
+    alert: str
+    expr: str
+    for_: str
+    severity: str  # "critical" pages, "warning" opens a ticket
+    summary: str
+    description: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self, config: MonitoringConfig) -> dict[str, object]:
+        return {
+            "alert": self.alert,
+            "expr": self.expr,
+            "for": self.for_,
+            "labels": {
+                "severity": self.severity,
+                "service": JOB,
+                "environment": config.environment,
+                **self.labels,
+            },
+            "annotations": {
+                "summary": self.summary,
+                "description": self.description,
+                "runbook_url": runbook_url(config, self.alert),
+            },
+        }
+
+
+def runbook_anchor(alert_name: str) -> str:
+    """The README heading anchor of an alert's runbook ("### Runbook: Name" on GitHub)."""
+    return f"runbook-{alert_name.lower()}"
+
+
+def runbook_url(config: MonitoringConfig, alert_name: str) -> str:
+    return f"{config.runbook_base_url}#{runbook_anchor(alert_name)}"
+
+
+def _fmt(x: float) -> str:
+    """A PromQL number literal without float noise (0.0144, not 0.014400000000000001)."""
+    return f"{x:.10g}"
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.4g}%"
+
+
+def _error_ratio(window: str) -> str:
+    # When there is traffic but not a single 5xx series yet, the ratio is 0, not "no data": the
+    # "or" falls back to zero with the same labels as the denominator.
+    errors = f"sum by (job) (rate({SLO_ERRORS}[{window}]))"
+    requests = f"sum by (job) (rate({SLO_REQUESTS}[{window}]))"
+    return f"({errors} or 0 * {requests})\n/\n{requests}"
+
+
+def recording_rules() -> list[tuple[str, list[Recording]]]:
+    """Recording rule groups, in evaluation order (a group may use the ones before it)."""
+    availability = [
+        Recording(f"job:scamguard_slo_requests:rate{w}", f"sum by (job) (rate({SLO_REQUESTS}[{w}]))")
+        for w in ("5m",)
+    ] + [Recording(f"job:scamguard_slo_errors:ratio_rate{w}", _error_ratio(w)) for w in ERROR_RATIO_WINDOWS]
+    latency = [
+        Recording(
+            f"job:scamguard_http_request_duration_seconds:p{round(q * 100)}_5m",
+            f"histogram_quantile({q}, sum by (job, le) (rate({SLO_DURATION_BUCKETS}[5m])))",
+        )
+        for q in LATENCY_QUANTILES
+    ]
+    model: list[Recording] = []
+    for w in ("1h", "7d"):
+        scam = f"sum by (job) (rate({SCAM_PREDICTIONS}[{w}]))"
+        total = f"sum by (job) (rate({PREDICTIONS}[{w}]))"
+        model.append(
+            Recording(f"job:scamguard_predictions_scam:ratio_rate{w}", f"({scam} or 0 * {total})\n/\n{total}")
+        )
+        model.append(
+            Recording(
+                f"job:scamguard_prediction_score:mean_rate{w}",
+                f"sum by (job) (rate(scamguard_prediction_score_sum{{{JOB_MATCHER}}}[{w}]))\n/\n"
+                f"sum by (job) (rate(scamguard_prediction_score_count{{{JOB_MATCHER}}}[{w}]))",
+            )
+        )
+    return [
+        ("scamguard-availability.recording", availability),
+        ("scamguard-latency.recording", latency),
+        ("scamguard-model.recording", model),
+    ]
+
+
+def alert_rules(config: MonitoringConfig) -> list[tuple[str, list[Alert]]]:
+    budget = config.error_budget
+    slo = _pct(config.availability_slo)
+    slo_alerts: list[Alert] = []
+    for suffix, long_w, short_w, burn, for_, severity in BURN_RATE_ALERTS:
+        threshold = burn * budget
+        slo_alerts.append(
+            Alert(
+                alert=f"ScamguardErrorBudgetBurn{suffix}",
+                expr=(
+                    f"job:scamguard_slo_errors:ratio_rate{long_w} > {_fmt(threshold)}\n"
+                    f"and\njob:scamguard_slo_errors:ratio_rate{short_w} > {_fmt(threshold)}"
+                ),
+                for_=for_,
+                severity=severity,
+                summary=f"scamguard ({config.environment}) is burning its error budget {burn:g}x too fast",
+                description=(
+                    f"More than {_pct(threshold)} of inference requests failed with a 5xx over the last "
+                    f"{long_w} and the last {short_w} ({burn:g}x the error budget of the {slo} "
+                    f"availability SLO). At this pace the 30-day budget lasts {30 / burn:.3g} days."
+                ),
+                labels={"slo": "availability", "long_window": long_w, "short_window": short_w},
+            )
+        )
+    latency_slo = _fmt(config.latency_slo_seconds)
+    slo_alerts.append(
+        Alert(
+            alert="ScamguardLatencySLOBreach",
+            expr=f"job:scamguard_http_request_duration_seconds:p99_5m > {latency_slo}",
+            for_="10m",
+            severity="critical",
+            summary=f"scamguard ({config.environment}) p99 latency is above {latency_slo}s",
+            description=(
+                f"The 99th percentile of inference request latency over 5 minutes has been above the "
+                f"{latency_slo}s objective for 10 minutes."
+            ),
+            labels={"slo": "latency"},
+        )
+    )
+
+    target_alerts = [
+        Alert(
+            alert="ScamguardInstanceDown",
+            expr=f"up{{{JOB_MATCHER}}} == 0",
+            for_="2m",
+            severity="critical",
+            summary="scamguard instance {{ $labels.instance }} cannot be scraped",
+            description=(
+                "Prometheus has failed to scrape {{ $labels.instance }} for 2 minutes: the process is "
+                "down, hung, or unreachable from Prometheus."
+            ),
+        ),
+        Alert(
+            alert="ScamguardTargetMissing",
+            expr=f"absent(up{{{JOB_MATCHER}}})",
+            for_="5m",
+            severity="critical",
+            summary=f"no scamguard scrape target exists in {config.environment}",
+            description=(
+                'Prometheus has had no target in job "scamguard" for 5 minutes: service discovery or '
+                "the scrape configuration lost the API, so no other scamguard alert can fire."
+            ),
+        ),
+    ]
+
+    saturation_alerts = [
+        Alert(
+            alert="ScamguardInferenceSaturated",
+            expr=(
+                f"avg_over_time(scamguard_inferences_in_flight{{{JOB_MATCHER}}}[5m])\n"
+                f"/ on (job, instance)\nscamguard_inference_concurrency_limit{{{JOB_MATCHER}}}\n"
+                f"> {_fmt(SATURATION_THRESHOLD)}\n"
+                # A limit of 0 would mean "no limit": nothing to saturate.
+                f"and on (job, instance)\nscamguard_inference_concurrency_limit{{{JOB_MATCHER}}} > 0"
+            ),
+            for_="10m",
+            severity="warning",
+            summary="scamguard instance {{ $labels.instance }} is near its inference concurrency limit",
+            description=(
+                f"On average more than {_pct(SATURATION_THRESHOLD)} of the inference slots "
+                "(SCAMGUARD_MAX_INFLIGHT) of {{ $labels.instance }} have been busy for 10 minutes; "
+                "new requests will soon be shed with 503."
+            ),
+        ),
+        Alert(
+            alert="ScamguardOverloadShedding",
+            expr=(
+                f"sum by (job) (rate({OVERLOADED}[5m]))\n"
+                f"/ on (job)\njob:scamguard_slo_requests:rate5m\n> {_fmt(OVERLOAD_THRESHOLD)}"
+            ),
+            for_="5m",
+            severity="warning",
+            summary=f"scamguard ({config.environment}) is shedding load",
+            description=(
+                f"More than {_pct(OVERLOAD_THRESHOLD)} of inference requests were rejected with 503 "
+                "because every inference slot was busy, for 5 minutes. These count against the "
+                "availability SLO."
+            ),
+        ),
+        Alert(
+            alert="ScamguardRateLimitSurge",
+            expr=(
+                f"sum by (job) (rate({RATE_LIMITED}[5m]))\n"
+                f"/ on (job)\njob:scamguard_slo_requests:rate5m\n> {_fmt(RATE_LIMIT_SHARE_THRESHOLD)}\n"
+                f"and on (job)\n"
+                f"sum by (job) (rate({RATE_LIMITED}[5m]))\n"
+                f"> {_fmt(RATE_LIMIT_MIN_PER_SECOND)}"
+            ),
+            for_="10m",
+            severity="warning",
+            summary=f"scamguard ({config.environment}) is rate limiting a surge of requests",
+            description=(
+                f"More than {_pct(RATE_LIMIT_SHARE_THRESHOLD)} of inference requests (and over "
+                f"{_fmt(RATE_LIMIT_MIN_PER_SECOND)}/s) were answered 429 for 10 minutes: a client is "
+                "misbehaving or the service is being abused."
+            ),
+        ),
+    ]
+
+    tol = _fmt(config.drift_tolerance)
+    enough = f"sum by (job) (increase({PREDICTIONS}[1h])) >= {config.drift_min_predictions_per_hour}"
+    model_alerts = [
+        Alert(
+            alert="ScamguardModelNotReady",
+            expr=f"scamguard_model_ready{{{JOB_MATCHER}}} == 0",
+            for_="5m",
+            severity="critical",
+            summary="scamguard instance {{ $labels.instance }} has no usable model",
+            description=(
+                "{{ $labels.instance }} has reported model_ready=0 for 5 minutes: it answers 503 to "
+                "every prediction. scamguard_model_load_failures_total{reason} says why."
+            ),
+        ),
+        Alert(
+            alert="ScamguardScamShareDrift",
+            expr=(
+                "abs(\n  job:scamguard_predictions_scam:ratio_rate1h\n  -\n"
+                f"  job:scamguard_predictions_scam:ratio_rate7d\n) > {tol}\nand on (job)\n{enough}"
+            ),
+            for_="15m",
+            severity="warning",
+            summary=f"scamguard ({config.environment}) flags a very different share of mail as scam",
+            description=(
+                f"The share of emails predicted scam over the last hour differs by more than {tol} from "
+                "its 7-day average: the incoming mail or the model changed."
+            ),
+        ),
+        Alert(
+            alert="ScamguardScoreDrift",
+            expr=(
+                "abs(\n  job:scamguard_prediction_score:mean_rate1h\n  -\n"
+                f"  job:scamguard_prediction_score:mean_rate7d\n) > {tol}\nand on (job)\n{enough}"
+            ),
+            for_="15m",
+            severity="warning",
+            summary=f"scamguard ({config.environment}) mean scam score moved away from its baseline",
+            description=(
+                f"The mean predicted scam probability over the last hour differs by more than {tol} "
+                "from its 7-day average: the input distribution or the model changed."
+            ),
+        ),
+    ]
+    if config.alert_on_no_traffic:
+        target_alerts.append(
+            Alert(
+                alert="ScamguardNoTraffic",
+                expr=f"(sum by (job) (rate({SLO_REQUESTS}[30m])) or on () vector(0)) == 0",
+                for_="30m",
+                severity="warning",
+                summary=f"scamguard ({config.environment}) has received no inference requests for an hour",
+                description=(
+                    "Not a single inference request reached the API in the last 30 minutes, for 30 "
+                    "minutes: clients cannot reach it (DNS, ingress, auth) or stopped calling it."
+                ),
+            )
+        )
+    return [
+        ("scamguard-slo.alerts", slo_alerts),
+        ("scamguard-targets.alerts", target_alerts),
+        ("scamguard-saturation.alerts", saturation_alerts),
+        ("scamguard-model.alerts", model_alerts),
+    ]
+
+
+def rule_groups(config: MonitoringConfig, *, inline_recording_rules: bool = False) -> list[dict]:
+    """The rules as Prometheus rule-group dicts (``{"name", "rules"}``), as rendered to YAML.
+
+    ``inline_recording_rules=True`` is for targets that evaluate alert conditions but not recording
+    rules (Cloud Monitoring alert policies with PromQL conditions on Managed Service for Prometheus):
+    only the alert groups are returned, each expression self-contained with every recorded series
+    replaced by its definition. The tests run the same promtool unit tests on both forms.
+    """
+    recordings = recording_rules()
+    groups: list[dict] = []
+    if not inline_recording_rules:
+        groups.extend({"name": name, "rules": [r.to_dict() for r in rules]} for name, rules in recordings)
+    recorded = {r.record: r.expr for _, rules in recordings for r in rules}
+    for name, alerts in alert_rules(config):
+        rules = [a.to_dict(config) for a in alerts]
+        if inline_recording_rules:
+            for rule in rules:
+                rule["expr"] = inline(str(rule["expr"]), recorded)
+        groups.append({"name": name, "rules": rules})
+    return groups
+
+
+def alert_names(config: MonitoringConfig) -> list[str]:
+    return [a.alert for _, alerts in alert_rules(config) for a in alerts]

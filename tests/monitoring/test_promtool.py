@@ -1,0 +1,81 @@
+"""promtool: the rendered config and rules are valid, and every alert is proven by unit tests."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+from collections import defaultdict
+
+import pytest
+import yaml
+
+from infra.monitoring import MonitoringConfig, alert_names, rule_groups, write
+from tests.monitoring.promtool_cases import CASES, CONFIG, write_suite
+
+pytestmark = pytest.mark.prometheus
+
+CONFIGS = {
+    "local": MonitoringConfig(
+        "local", ["127.0.0.1:8080"], "http://prometheus:9090", scrape_interval_seconds=5
+    ),
+    "prod": CONFIG,
+    "strict": MonitoringConfig(
+        "staging",
+        ["10.0.0.1:8080", "10.0.0.2:8080"],
+        "https://prometheus.example.internal",
+        availability_slo=0.9995,
+        latency_slo_seconds=0.1,
+        alertmanager_targets=("alertmanager:9093",),
+    ),
+}
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_promtool_check_config_and_rules(promtool: str, tmp_path: pathlib.Path, name: str) -> None:
+    write(CONFIGS[name], tmp_path)
+    result = run(promtool, "check", "config", str(tmp_path / "prometheus" / "prometheus.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    rule_files = sorted(str(p) for p in (tmp_path / "prometheus" / "rules").glob("*.yml"))
+    assert rule_files
+    result = run(promtool, "check", "rules", *rule_files)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_check_inlined_rules(promtool: str, tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "inlined.yml"
+    path.write_text(yaml.safe_dump({"groups": rule_groups(CONFIG, inline_recording_rules=True)}))
+    result = run(promtool, "check", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("inline", [False, True], ids=["rendered-rules", "inlined-for-cloud"])
+def test_promtool_unit_tests_prove_every_alert(promtool: str, tmp_path: pathlib.Path, inline: bool) -> None:
+    test_files = write_suite(tmp_path, inline=inline)
+    assert test_files
+    for test_file in test_files:
+        result = run(promtool, "test", "rules", str(test_file))
+        assert result.returncode == 0, f"{test_file.name}:\n{result.stdout}{result.stderr}"
+        assert "SUCCESS" in result.stdout + result.stderr
+
+
+def test_every_alert_has_a_firing_and_a_silent_case() -> None:
+    firing: dict[str, int] = defaultdict(int)
+    silent: dict[str, int] = defaultdict(int)
+    for case in CASES:
+        (silent if case.fires_with is None else firing)[case.alert] += 1
+    alerts = set(alert_names(CONFIG))
+    assert set(firing) | set(silent) <= alerts, "cases name alerts that no longer exist"
+    assert alerts - set(firing) == set(), "alerts without a case proving that they fire"
+    assert alerts - set(silent) == set(), "alerts without a case proving that they stay silent"
+
+
+def test_unit_test_config_renders_every_alert_there_is() -> None:
+    # CONFIG turns on the optional alerts, so the coverage check above sees all of them.
+    every = set(alert_names(CONFIG))
+    for config in CONFIGS.values():
+        assert set(alert_names(config)) <= every
