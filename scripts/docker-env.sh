@@ -6,6 +6,7 @@
 #   scripts/docker-env.sh base        # make sure a Python 3.11 base image exists (pull, else debootstrap)
 #   scripts/docker-env.sh wheelhouse  # pip download the hash-pinned runtime wheels (linux x86_64, cp311)
 #   scripts/docker-env.sh build       # build the service image offline from the wheelhouse
+#   scripts/docker-env.sh image       # base + wheelhouse + build (needs a running engine)
 #   scripts/docker-env.sh env         # print the variables the container tests read (eval-able)
 #   scripts/docker-env.sh down        # stop the dockerd this script started (by its PID file), nothing else
 #
@@ -215,6 +216,7 @@ build_image() {
         --build-arg "REVISION=${revision:-unknown}" \
         --build-arg "CREATED=${created:-}" \
         --build-arg "MODEL_VERSION=$model_version" \
+        --build-arg "SOURCE=$(git_or remote get-url origin)" \
         -t "$IMAGE" "$REPO" 2>&1 >/dev/null | { grep -vE "DEPRECATED: The legacy builder|BuildKit is currently disabled|environment-variable.|^ *$" || true; } >&2
     log "build: done in $((SECONDS - t0)) s; $IMAGE is $(docker image inspect -f '{{.Size}}' "$IMAGE") bytes"
 }
@@ -234,8 +236,13 @@ up)
 engine) engine_up ;;
 base) base_image ;;
 wheelhouse) wheelhouse ;;
+image)
+    base_image
+    wheelhouse
+    build_image
+    ;;
 build) build_image ;;
 env) print_env ;;
 down) engine_down ;;
-*) die "unknown command '$cmd' (up|engine|base|wheelhouse|build|env|down)" ;;
+*) die "unknown command '$cmd' (up|engine|base|wheelhouse|build|image|env|down)" ;;
 esac

@@ -68,12 +68,11 @@ def require_docker() -> None:
 def build_image(tag: str) -> str:
     """Build (cached layers make a rebuild take seconds) the image from the current tree."""
     env = {**os.environ, "SCAMGUARD_IMAGE": tag}
-    for step in ("base", "wheelhouse", "build"):
-        proc = subprocess.run(
-            ["bash", str(DOCKER_ENV), step], capture_output=True, text=True, timeout=600, env=env, check=False
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"scripts/docker-env.sh {step} failed:\n{proc.stdout}\n{proc.stderr}")
+    proc = subprocess.run(
+        ["bash", str(DOCKER_ENV), "image"], capture_output=True, text=True, timeout=600, env=env, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"scripts/docker-env.sh image failed:\n{proc.stdout}\n{proc.stderr}")
     return tag
 
 
