@@ -16,11 +16,8 @@ RUNTIME_PROJECT_ROLES: tuple[str, ...] = ("roles/logging.logWriter", "roles/moni
 # Grafana only reads metrics (through the GMP query API).
 GRAFANA_PROJECT_ROLES: tuple[str, ...] = ("roles/monitoring.viewer",)
 # The GMP rule evaluator queries metrics and writes the recorded series back.
-RULE_EVALUATOR_PROJECT_ROLES: tuple[str, ...] = (
-    "roles/logging.logWriter",
-    "roles/monitoring.metricWriter",
-    "roles/monitoring.viewer",
-)
+# (Cloud Run collects every container's stdout itself: no log role needed for that.)
+RULE_EVALUATOR_PROJECT_ROLES: tuple[str, ...] = ("roles/monitoring.metricWriter", "roles/monitoring.viewer")
 PRIMITIVE_ROLES = frozenset({"roles/owner", "roles/editor", "roles/viewer"})
 
 
