@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pathlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,9 +24,9 @@ logger = logging.getLogger("scamguard")
 INLINE_MAX_CHARS = 16_384
 
 
-def _failure_reason(message: str) -> str:
+def _failure_reason(message: str, model_dir: pathlib.Path) -> str:
     """A bounded label value for scamguard_model_load_failures_total."""
-    lowered = message.lower()
+    lowered = message.replace(str(model_dir), "").lower()  # the path itself may contain any word
     if "checksum" in lowered:
         return "checksum_mismatch"
     if "missing" in lowered or "does not exist" in lowered:
@@ -64,7 +65,7 @@ class ServiceState:
         try:
             classifier = ScamClassifier.load(model_dir)
         except ModelLoadError as exc:
-            self._failed(str(exc), _failure_reason(str(exc)), model_dir)
+            self._failed(str(exc), _failure_reason(str(exc), pathlib.Path(model_dir)), model_dir)
             return
         except Exception as exc:  # a bug or an unexpected artifact must not crash-loop the pod
             logger.exception("model load crashed", extra={"model_dir": str(model_dir)})

@@ -1,0 +1,96 @@
+"""Fixtures for the service tests: the real shipped artifact (copied to tmp for the failure cases)
+and apps built by create_app(settings) with their lifespan run by the test client."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import socket
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from service.app import create_app
+from service.classifier import DEFAULT_MODEL_DIR
+from service.settings import Settings
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # starlette's TestClient warns that httpx is deprecated
+    from fastapi.testclient import TestClient
+
+SCAM_TEXT = (
+    "URGENT: your account has been suspended. Verify your password and credit card details within "
+    "24 hours at http://secure-login-verify.example.com or your funds will be frozen. Click here now!"
+)
+HAM_TEXT = (
+    "Hi Maria, thanks for the notes from Tuesday's meeting. I moved the project review to Thursday at "
+    "10:00 in room 4.12 and attached the updated agenda. Let me know if that works for your team. Daniel"
+)
+
+
+def require_tool(name: str) -> str:
+    """Path of a system tool; skip locally when missing, but FAIL in CI (never a silent skip there)."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (Debian package: {'redis-server' if 'redis' in name else name})"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message + "; CI must install it")
+        pytest.skip(message)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture
+def model_dir(tmp_path: pathlib.Path) -> pathlib.Path:
+    """A private copy of the shipped artifact that a test may corrupt."""
+    target = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL_DIR, target)
+    return target
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings come from the test, never from the developer's shell."""
+    for name in list(os.environ):
+        if name.startswith("SCAMGUARD_") or name in ("HOST", "PORT"):
+            monkeypatch.delenv(name)
+
+
+def make_settings(**overrides: Any) -> Settings:
+    return Settings(**{"model_dir": DEFAULT_MODEL_DIR, **overrides})
+
+
+ClientFactory = Callable[..., TestClient]
+
+
+@pytest.fixture
+def make_client() -> Iterator[ClientFactory]:
+    clients: list[TestClient] = []
+
+    def factory(**overrides: Any) -> TestClient:
+        client = TestClient(create_app(make_settings(**overrides)), raise_server_exceptions=False)
+        client.__enter__()  # runs the lifespan: loads the model
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: ClientFactory) -> TestClient:
+    return make_client()

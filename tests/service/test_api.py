@@ -1,0 +1,461 @@
+"""Every endpoint and every error case of the HTTP API, in process (create_app + the real artifact)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from service.classifier import ScamClassifier
+from tests.service.conftest import HAM_TEXT, SCAM_TEXT, ClientFactory, TestClient, metric
+
+ERROR_KEYS = {"error", "code", "status", "request_id"}
+
+
+def assert_error(response, status: int, code: str) -> dict:  # type: ignore[no-untyped-def]
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert set(body) >= ERROR_KEYS, body
+    assert body["status"] == status
+    assert body["code"] == code
+    assert body["request_id"] == response.headers["x-request-id"]
+    assert isinstance(body["error"], str)
+    assert body["error"]
+    return body
+
+
+@pytest.fixture(scope="module")
+def reference() -> ScamClassifier:
+    from service.classifier import DEFAULT_MODEL_DIR
+
+    return ScamClassifier.load(DEFAULT_MODEL_DIR)
+
+
+# --- probes ------------------------------------------------------------------------------------------
+
+
+def test_healthz(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_when_model_loaded(client: TestClient, reference: ScamClassifier) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ready",
+        "model": {"name": "scam-classifier", "version": reference.info.version},
+    }
+
+
+def test_readyz_fails_while_draining(client: TestClient) -> None:
+    client.app.state.service.start_draining()  # type: ignore[attr-defined]
+    before = metric("scamguard_requests_rejected_total", reason="draining")
+    body = assert_error(client.get("/readyz"), 503, "draining")
+    assert "shutting down" in body["error"]
+    assert_error(client.get("/v2/health/ready"), 503, "draining")
+    assert_error(client.get("/v2/models/scam-classifier/ready"), 503, "draining")
+    assert metric("scamguard_requests_rejected_total", reason="draining") == before + 3
+    # Liveness and admitted work are unaffected: in-flight and late requests still get answers.
+    assert client.get("/healthz").status_code == 200
+    assert client.post("/v1/classify", json={"text": HAM_TEXT}).status_code == 200
+
+
+def test_metrics_exposition(client: TestClient) -> None:
+    client.post("/v1/classify", json={"text": SCAM_TEXT})
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    for name in (
+        "scamguard_http_requests_total",
+        "scamguard_http_request_duration_seconds_bucket",
+        "scamguard_http_requests_in_flight",
+        "scamguard_inference_duration_seconds_bucket",
+        "scamguard_inferences_in_flight",
+        "scamguard_inference_concurrency_limit",
+        "scamguard_predictions_total",
+        "scamguard_prediction_score_bucket",
+        "scamguard_requests_rejected_total",
+        "scamguard_model_info",
+        "scamguard_model_ready 1.0",
+        "process_cpu_seconds_total",
+        "python_info",
+    ):
+        assert name in text, name
+    assert 'route="/v1/classify"' in text
+    assert 'scamguard_prediction_score_bucket{le="0.05"}' in text
+    # OpenMetrics when the scraper asks for it.
+    om = client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    assert om.headers["content-type"].startswith("application/openmetrics-text")
+
+
+def test_http_metrics_use_route_templates_and_status(client: TestClient) -> None:
+    labels = {"route": "/v1/classify", "method": "POST", "status": "200"}
+    unmatched = {"route": "unmatched", "method": "GET", "status": "404"}
+    before = metric("scamguard_http_requests_total", **labels)
+    before_unmatched = metric("scamguard_http_requests_total", **unmatched)
+    client.post("/v1/classify", json={"text": HAM_TEXT})
+    client.get("/no/such/path/123")
+    assert metric("scamguard_http_requests_total", **labels) == before + 1
+    assert metric("scamguard_http_requests_total", **unmatched) == before_unmatched + 1
+    assert metric("scamguard_http_request_duration_seconds_count", route="/v1/classify", method="POST") > 0
+
+
+# --- /v1/classify ------------------------------------------------------------------------------------
+
+
+def test_classify_single(client: TestClient, reference: ScamClassifier) -> None:
+    scam_before = metric("scamguard_predictions_total", label="scam")
+    response = client.post("/v1/classify", json={"text": SCAM_TEXT})
+    assert response.status_code == 200
+    body = response.json()
+    expected = reference.score(SCAM_TEXT)
+    assert body == {
+        "label": "scam",
+        "is_scam": True,
+        "score": pytest.approx(expected),
+        "model": {"name": "scam-classifier", "version": reference.info.version},
+        "request_id": response.headers["x-request-id"],
+    }
+    assert metric("scamguard_predictions_total", label="scam") == scam_before + 1
+
+
+def test_classify_legitimate(client: TestClient) -> None:
+    body = client.post("/v1/classify", json={"text": HAM_TEXT}).json()
+    assert body["label"] == "legitimate"
+    assert body["is_scam"] is False
+    assert 0.0 <= body["score"] < 0.5
+
+
+def test_classify_batch(client: TestClient, reference: ScamClassifier) -> None:
+    texts = [
+        SCAM_TEXT,
+        HAM_TEXT,
+        "Congratulations! You won a $1,000,000 lottery prize, send your bank details",
+    ]
+    response = client.post("/v1/classify", json={"texts": texts})
+    assert response.status_code == 200
+    body = response.json()
+    rid = response.headers["x-request-id"]
+    assert body["request_id"] == rid
+    assert body["model"]["name"] == "scam-classifier"
+    assert [r["label"] for r in body["results"]][:2] == ["scam", "legitimate"]
+    for text, result in zip(texts, body["results"], strict=True):
+        assert result["score"] == pytest.approx(reference.score(text))
+        assert result["is_scam"] == reference.is_scam(result["score"])
+        assert result["request_id"] == rid
+        assert result["model"] == body["model"]
+
+
+def test_request_id_is_echoed_when_valid(client: TestClient) -> None:
+    response = client.post("/v1/classify", json={"text": HAM_TEXT}, headers={"X-Request-ID": "abc-123.x"})
+    assert response.headers["x-request-id"] == "abc-123.x"
+    assert response.json()["request_id"] == "abc-123.x"
+    # Unsafe ids (could break logs/JSON) are replaced by a generated one.
+    replaced = client.get("/healthz", headers={"X-Request-ID": 'evil"\\id'})
+    assert replaced.headers["x-request-id"] != 'evil"\\id'
+    assert len(replaced.headers["x-request-id"]) == 32
+
+
+def test_classify_accepts_json_with_charset(client: TestClient) -> None:
+    response = client.post(
+        "/v1/classify",
+        content=json.dumps({"text": "héllo wörld, meeting at 10"}).encode(),
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("payload", "where"),
+    [
+        ({"text": ""}, "text"),
+        ({"text": "   \n\t "}, "text"),
+        ({"text": 42}, "text"),
+        ({}, "text"),
+        ({"texts": []}, "texts"),
+        ({"texts": ["ok", ""]}, "texts.1"),
+        ({"texts": "not a list"}, "texts"),
+        ({"text": "hello", "extra": 1}, "extra"),
+        ([1, 2], "body"),
+        ("just a string", "body"),
+    ],
+)
+def test_classify_invalid_body_is_422(client: TestClient, payload: object, where: str) -> None:
+    before = metric("scamguard_requests_rejected_total", reason="invalid_request")
+    body = assert_error(client.post("/v1/classify", json=payload), 422, "invalid_request")
+    assert body["details"], body
+    assert where.split(".")[0] in body["error"] or where == "body"
+    assert metric("scamguard_requests_rejected_total", reason="invalid_request") == before + 1
+
+
+def test_classify_text_too_long_is_422(make_client: ClientFactory) -> None:
+    client = make_client(max_text_chars=100)
+    assert client.post("/v1/classify", json={"text": "a" * 100}).status_code == 200
+    body = assert_error(client.post("/v1/classify", json={"text": "a" * 101}), 422, "invalid_request")
+    assert "100" in body["error"]
+    assert SCAM_TEXT not in json.dumps(body)  # the input text is never echoed
+
+
+def test_classify_batch_too_large_is_422(make_client: ClientFactory) -> None:
+    client = make_client(max_batch_size=3)
+    assert client.post("/v1/classify", json={"texts": ["a b"] * 3}).status_code == 200
+    body = assert_error(client.post("/v1/classify", json={"texts": ["a b"] * 4}), 422, "invalid_request")
+    assert "3" in body["error"]
+
+
+def test_malformed_json_is_422(client: TestClient) -> None:
+    response = client.post(
+        "/v1/classify", content=b'{"text": "x"', headers={"Content-Type": "application/json"}
+    )
+    body = assert_error(response, 422, "invalid_request")
+    assert "malformed JSON" in body["error"]
+
+
+def test_non_utf8_body_is_400(client: TestClient) -> None:
+    response = client.post(
+        "/v1/classify", content=b'{"text": "caf\xe9"}', headers={"Content-Type": "application/json"}
+    )
+    body = assert_error(response, 400, "invalid_encoding")
+    assert "UTF-8" in body["error"]
+    plain = client.post("/predict", content=b"\xff\xfe\x00", headers={"Content-Type": "text/plain"})
+    assert_error(plain, 400, "invalid_encoding")
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin-1"]
+)
+def test_wrong_content_type_is_415(client: TestClient, content_type: str) -> None:
+    before = metric("scamguard_requests_rejected_total", reason="unsupported_media_type")
+    response = client.post("/v1/classify", content=b'{"text": "hi"}', headers={"Content-Type": content_type})
+    assert_error(response, 415, "unsupported_media_type")
+    assert metric("scamguard_requests_rejected_total", reason="unsupported_media_type") == before + 1
+
+
+def test_wrong_method_is_405_with_allow(client: TestClient) -> None:
+    body = assert_error(client.get("/v1/classify"), 405, "method_not_allowed")
+    assert "Allow" in body["error"]
+    response = client.delete("/healthz")
+    assert_error(response, 405, "method_not_allowed")
+    assert "GET" in response.headers["allow"]
+
+
+def test_unknown_path_is_404(client: TestClient) -> None:
+    assert_error(client.get("/v1/nope"), 404, "not_found")
+    assert_error(client.post("/v2/models/other-model/infer", json={}), 404, "not_found")
+
+
+# --- body size ---------------------------------------------------------------------------------------
+
+
+def test_body_over_limit_is_413(make_client: ClientFactory) -> None:
+    client = make_client(max_body_bytes=2048)
+    before = metric("scamguard_requests_rejected_total", reason="payload_too_large")
+    body = assert_error(client.post("/v1/classify", json={"text": "a" * 4000}), 413, "payload_too_large")
+    assert "2048" in body["error"]
+    assert metric("scamguard_requests_rejected_total", reason="payload_too_large") == before + 1
+    assert client.post("/v1/classify", json={"text": "a" * 1000}).status_code == 200
+
+
+def test_chunked_body_over_limit_is_413(make_client: ClientFactory) -> None:
+    client = make_client(max_body_bytes=2048)
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"text": "'
+        for _ in range(10):
+            yield b"a" * 500
+        yield b'"}'
+
+    response = client.post("/v1/classify", content=chunks(), headers={"Content-Type": "application/json"})
+    assert "content-length" not in {k.lower() for k in response.request.headers}
+    assert_error(response, 413, "payload_too_large")
+
+    def small() -> Iterator[bytes]:
+        yield b'{"text": "'
+        yield b"hello there"
+        yield b'"}'
+
+    ok = client.post("/v1/classify", content=small(), headers={"Content-Type": "application/json"})
+    assert ok.status_code == 200
+
+
+# --- /predict ----------------------------------------------------------------------------------------
+
+
+def test_predict_plain_text(client: TestClient) -> None:
+    scam = client.post("/predict", content=SCAM_TEXT.encode(), headers={"Content-Type": "text/plain"})
+    assert scam.status_code == 200
+    assert scam.headers["content-type"] == "application/json"
+    assert scam.json() is True
+    ham = client.post(
+        "/predict", content=HAM_TEXT.encode(), headers={"Content-Type": "text/plain; charset=utf-8"}
+    )
+    assert ham.json() is False
+
+
+def test_predict_errors(make_client: ClientFactory) -> None:
+    client = make_client(max_text_chars=50)
+    assert_error(
+        client.post("/predict", content=b"  ", headers={"Content-Type": "text/plain"}), 422, "invalid_request"
+    )
+    assert_error(
+        client.post("/predict", content=b"", headers={"Content-Type": "text/plain"}), 422, "invalid_request"
+    )
+    too_long = client.post("/predict", content=b"x" * 51, headers={"Content-Type": "text/plain"})
+    assert_error(too_long, 422, "invalid_request")
+    assert_error(client.post("/predict", json={"text": "hi"}), 415, "unsupported_media_type")
+    assert_error(client.get("/predict"), 405, "method_not_allowed")
+
+
+# --- Open Inference Protocol v2 -----------------------------------------------------------------------
+
+
+def test_v2_server_metadata_and_health(client: TestClient) -> None:
+    meta = client.get("/v2").json()
+    assert meta["name"] == "scamguard"
+    assert isinstance(meta["version"], str)
+    assert meta["extensions"] == []
+    assert client.get("/v2/health/live").json() == {"live": True}
+    assert client.get("/v2/health/ready").json() == {"ready": True}
+    assert client.get("/v2/models/scam-classifier/ready").json() == {"ready": True}
+
+
+def test_v2_model_metadata(client: TestClient, reference: ScamClassifier) -> None:
+    meta = client.get("/v2/models/scam-classifier").json()
+    assert meta["name"] == "scam-classifier"
+    assert meta["versions"] == [reference.info.version]
+    assert meta["platform"]
+    assert meta["inputs"] == [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
+    assert meta["outputs"] == [
+        {"name": "label", "datatype": "BYTES", "shape": [-1]},
+        {"name": "score", "datatype": "FP32", "shape": [-1]},
+    ]
+
+
+def test_v2_infer(client: TestClient, reference: ScamClassifier) -> None:
+    request = {
+        "id": "req-42",
+        "inputs": [{"name": "text", "shape": [2], "datatype": "BYTES", "data": [SCAM_TEXT, HAM_TEXT]}],
+    }
+    response = client.post("/v2/models/scam-classifier/infer", json=request)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model_name"] == "scam-classifier"
+    assert body["model_version"] == reference.info.version
+    assert body["id"] == "req-42"
+    label, score = body["outputs"]
+    assert label == {"name": "label", "datatype": "BYTES", "shape": [2], "data": ["scam", "legitimate"]}
+    assert (score["name"], score["datatype"], score["shape"]) == ("score", "FP32", [2])
+    assert score["data"] == pytest.approx([reference.score(SCAM_TEXT), reference.score(HAM_TEXT)])
+
+
+def test_v2_infer_without_id_uses_request_id_and_selected_outputs(client: TestClient) -> None:
+    request = {
+        "inputs": [{"name": "text", "shape": [1, 1], "datatype": "BYTES", "data": [HAM_TEXT]}],
+        "outputs": [{"name": "score"}],
+    }
+    response = client.post("/v2/models/scam-classifier/infer", json=request)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["id"] == response.headers["x-request-id"]
+    assert [o["name"] for o in body["outputs"]] == ["score"]
+
+
+@pytest.mark.parametrize(
+    "request_body",
+    [
+        {"inputs": []},
+        {"inputs": [{"name": "text", "shape": [1], "datatype": "FP32", "data": ["x"]}]},
+        {"inputs": [{"name": "text", "shape": [2], "datatype": "BYTES", "data": ["x"]}]},
+        {"inputs": [{"name": "text", "shape": [1, 2], "datatype": "BYTES", "data": ["x"]}]},
+        {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [""]}]},
+        {
+            "inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["x"]}],
+            "outputs": [{"name": "p"}],
+        },
+        {"id": "no inputs"},
+    ],
+)
+def test_v2_infer_invalid_is_422(client: TestClient, request_body: dict) -> None:
+    response = client.post("/v2/models/scam-classifier/infer", json=request_body)
+    body = assert_error(response, 422, "invalid_request")
+    assert isinstance(body["error"], str)  # the protocol's error field
+
+
+# --- model failures ----------------------------------------------------------------------------------
+
+
+def _assert_not_ready(client: TestClient, reason_fragment: str) -> None:
+    body = assert_error(client.get("/readyz"), 503, "not_ready")
+    assert reason_fragment in body["error"]
+    assert_error(client.get("/v2/health/ready"), 503, "not_ready")
+    assert_error(client.post("/v1/classify", json={"text": HAM_TEXT}), 503, "not_ready")
+    assert_error(
+        client.post("/predict", content=b"hi", headers={"Content-Type": "text/plain"}), 503, "not_ready"
+    )
+    infer = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["x"]}]}
+    assert_error(client.post("/v2/models/scam-classifier/infer", json=infer), 503, "not_ready")
+    assert client.get("/healthz").status_code == 200  # alive: no crash loop
+    assert metric("scamguard_model_ready") == 0
+
+
+def test_missing_model_dir_keeps_serving_503(
+    make_client: ClientFactory, tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = metric("scamguard_model_load_failures_total", reason="missing")
+    with caplog.at_level(logging.ERROR, logger="scamguard"):
+        client = make_client(model_dir=tmp_path / "nowhere")
+    _assert_not_ready(client, "does not exist")
+    assert metric("scamguard_model_load_failures_total", reason="missing") == before + 1
+    assert any("model load failed" in r.getMessage() for r in caplog.records)
+
+
+def test_corrupt_model_file_keeps_serving_503(make_client: ClientFactory, model_dir) -> None:
+    model_file = json.loads((model_dir / "metadata.json").read_text())["model_file"]
+    with (model_dir / model_file).open("ab") as fh:
+        fh.write(b" ")
+    before = metric("scamguard_model_load_failures_total", reason="checksum_mismatch")
+    client = make_client(model_dir=model_dir)
+    _assert_not_ready(client, "checksum")
+    assert metric("scamguard_model_load_failures_total", reason="checksum_mismatch") == before + 1
+    assert client.get("/v2/models/scam-classifier").json()["versions"] == []
+
+
+def test_missing_model_file_and_bad_metadata(make_client: ClientFactory, model_dir) -> None:
+    model_file = json.loads((model_dir / "metadata.json").read_text())["model_file"]
+    (model_dir / model_file).unlink()
+    _assert_not_ready(make_client(model_dir=model_dir), "missing")
+    (model_dir / "metadata.json").write_text("{not json")
+    before = metric("scamguard_model_load_failures_total", reason="invalid")
+    _assert_not_ready(make_client(model_dir=model_dir), "metadata.json")
+    assert metric("scamguard_model_load_failures_total", reason="invalid") == before + 1
+
+
+def test_copied_artifact_loads(make_client: ClientFactory, model_dir) -> None:
+    client = make_client(model_dir=model_dir)
+    assert client.get("/readyz").status_code == 200
+    assert metric("scamguard_model_ready") == 1
+
+
+# --- docs --------------------------------------------------------------------------------------------
+
+
+def test_docs_can_be_disabled(make_client: ClientFactory) -> None:
+    assert make_client().get("/openapi.json").status_code == 200
+    off = make_client(docs_enabled=False)
+    assert_error(off.get("/openapi.json"), 404, "not_found")
+    assert_error(off.get("/docs"), 404, "not_found")
+
+
+def test_openapi_documents_limits_and_errors(make_client: ClientFactory) -> None:
+    schema = make_client(max_text_chars=1234, max_batch_size=7).get("/openapi.json").json()
+    components = schema["components"]["schemas"]
+    assert components["ClassifyRequest"]["properties"]["text"]["maxLength"] == 1234
+    assert components["ClassifyBatchRequest"]["properties"]["texts"]["maxItems"] == 7
+    classify = schema["paths"]["/v1/classify"]["post"]
+    assert {"200", "400", "401", "413", "415", "422", "429", "503"} <= set(classify["responses"])

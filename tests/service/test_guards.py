@@ -1,0 +1,232 @@
+"""API keys (401), rate limiting (429, memory and a real Redis), overload (503) and settings."""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+import redis
+
+from service.app import create_app
+from service.settings import Settings
+from tests.service.conftest import (
+    HAM_TEXT,
+    ClientFactory,
+    free_port,
+    make_settings,
+    metric,
+    require_tool,
+)
+from tests.service.test_api import assert_error
+
+# --- API keys ----------------------------------------------------------------------------------------
+
+
+def test_api_keys_from_env_list(make_client: ClientFactory) -> None:
+    client = make_client(api_keys="key-one, key-two")
+    before = metric("scamguard_requests_rejected_total", reason="unauthorized")
+    missing = client.post("/v1/classify", json={"text": HAM_TEXT})
+    body = assert_error(missing, 401, "unauthorized")
+    assert "Authorization: Bearer" in body["error"]
+    assert missing.headers["www-authenticate"].startswith("Bearer")
+    wrong = client.post("/v1/classify", json={"text": HAM_TEXT}, headers={"X-API-Key": "key-three"})
+    assert_error(wrong, 401, "unauthorized")
+    assert "key-three" not in wrong.text
+    assert metric("scamguard_requests_rejected_total", reason="unauthorized") == before + 2
+
+    bearer = client.post("/v1/classify", json={"text": HAM_TEXT}, headers={"Authorization": "Bearer key-one"})
+    assert bearer.status_code == 200
+    header = client.post("/v1/classify", json={"text": HAM_TEXT}, headers={"X-API-Key": "key-two"})
+    assert header.status_code == 200
+    lower = client.post("/v1/classify", json={"text": HAM_TEXT}, headers={"authorization": "bearer key-two"})
+    assert lower.status_code == 200
+    basic = client.post(
+        "/v1/classify", json={"text": HAM_TEXT}, headers={"Authorization": "Basic a2V5LW9uZQ=="}
+    )
+    assert_error(basic, 401, "unauthorized")
+
+
+def test_every_api_route_needs_the_key_but_probes_do_not(make_client: ClientFactory) -> None:
+    client = make_client(api_keys="secret")
+    infer = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["x"]}]}
+    assert_error(
+        client.post("/predict", content=b"hi", headers={"Content-Type": "text/plain"}), 401, "unauthorized"
+    )
+    assert_error(client.post("/v2/models/scam-classifier/infer", json=infer), 401, "unauthorized")
+    assert_error(client.get("/v2"), 401, "unauthorized")
+    assert_error(client.get("/v2/models/scam-classifier"), 401, "unauthorized")
+    for path in ("/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready", "/openapi.json"):
+        assert client.get(path).status_code == 200, path
+    assert client.get("/v2/models/scam-classifier/ready").status_code == 200
+    ok = client.post("/v2/models/scam-classifier/infer", json=infer, headers={"X-API-Key": "secret"})
+    assert ok.status_code == 200
+    schema = client.get("/openapi.json").json()
+    assert schema["paths"]["/v1/classify"]["post"]["security"] == [{"bearer": []}, {"apiKey": []}]
+    assert "security" not in schema["paths"]["/healthz"]["get"]
+
+
+def test_api_keys_file(make_client: ClientFactory, tmp_path: pathlib.Path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text("# rotated 2024-06\nfile-key-1\n\n  file-key-2  \n")
+    client = make_client(api_keys_file=keys, api_keys="env-key")
+    for key in ("file-key-1", "file-key-2", "env-key"):
+        ok = client.post("/v1/classify", json={"text": HAM_TEXT}, headers={"Authorization": f"Bearer {key}"})
+        assert ok.status_code == 200, key
+    bad = client.post("/v1/classify", json={"text": HAM_TEXT}, headers={"X-API-Key": "# rotated 2024-06"})
+    assert_error(bad, 401, "unauthorized")
+
+
+def test_unreadable_keys_file_is_a_startup_error(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(ValueError, match="SCAMGUARD_API_KEYS_FILE"):
+        create_app(make_settings(api_keys_file=tmp_path / "absent"))
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOST", "0.0.0.0")
+    monkeypatch.setenv("PORT", "9090")
+    monkeypatch.setenv("SCAMGUARD_API_KEYS", "a,b , ,c")
+    monkeypatch.setenv("SCAMGUARD_RATE_LIMIT", "10/second;100/minute")
+    monkeypatch.setenv("SCAMGUARD_LOG_LEVEL", "debug")
+    monkeypatch.setenv("SCAMGUARD_DOCS_ENABLED", "false")
+    settings = Settings()
+    assert (settings.host, settings.port) == ("0.0.0.0", 9090)
+    assert settings.api_keys == ("a", "b", "c")
+    assert settings.log_level == "DEBUG"
+    assert settings.docs_enabled is False
+    assert settings.shutdown_grace_seconds == 10
+    monkeypatch.setenv("SCAMGUARD_RATE_LIMIT", "lots")
+    with pytest.raises(ValueError, match="limits syntax"):
+        Settings()
+
+
+# --- rate limiting -----------------------------------------------------------------------------------
+
+
+def _hit(client, key: str | None = None) -> httpx.Response:  # type: ignore[no-untyped-def]
+    headers = {"X-API-Key": key} if key else {}
+    return client.post("/v1/classify", json={"text": HAM_TEXT}, headers=headers)
+
+
+def test_rate_limit_memory(make_client: ClientFactory) -> None:
+    client = make_client(rate_limit="3/minute")
+    before = metric("scamguard_requests_rejected_total", reason="rate_limited")
+    responses = [_hit(client) for _ in range(3)]
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    assert responses[0].headers["ratelimit-limit"] == "3"
+    assert [r.headers["ratelimit-remaining"] for r in responses] == ["2", "1", "0"]
+    assert responses[0].headers["ratelimit-policy"] == "3;w=60"
+    limited = _hit(client)
+    body = assert_error(limited, 429, "rate_limited")
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    assert limited.headers["ratelimit-remaining"] == "0"
+    assert int(limited.headers["ratelimit-reset"]) >= 1
+    assert "retry after" in body["error"]
+    assert metric("scamguard_requests_rejected_total", reason="rate_limited") == before + 1
+    # Probes are never limited.
+    assert client.get("/healthz").status_code == 200
+
+
+def test_rate_limit_is_per_api_key(make_client: ClientFactory) -> None:
+    client = make_client(rate_limit="2/minute", api_keys="alice,bob")
+    assert [_hit(client, "alice").status_code for _ in range(3)] == [200, 200, 429]
+    assert [_hit(client, "bob").status_code for _ in range(2)] == [200, 200]
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    """A real redis-server on a free loopback port, stopped by PID afterwards."""
+    binary = require_tool("redis-server")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        client = redis.Redis(host="127.0.0.1", port=port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        yield f"async+redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.mark.redis
+def test_rate_limit_redis_shared_by_two_instances(make_client: ClientFactory, redis_url: str) -> None:
+    first = make_client(rate_limit="5/minute", rate_limit_storage_uri=redis_url, api_keys="shared,other")
+    second = make_client(rate_limit="5/minute", rate_limit_storage_uri=redis_url, api_keys="shared,other")
+    statuses = [_hit(client, "shared").status_code for client in (first, second) * 3]
+    assert statuses == [200, 200, 200, 200, 200, 429]
+    assert _hit(first, "shared").status_code == 429
+    assert _hit(second, "shared").status_code == 429
+    # Another client has its own budget; the key is stored hashed, never in clear.
+    assert _hit(second, "other").status_code == 200
+    keys = [str(key) for key in redis.Redis.from_url(redis_url.removeprefix("async+")).keys("*")]
+    assert keys
+    assert not any("shared" in key or "other" in key for key in keys)
+
+
+@pytest.mark.redis
+def test_rate_limit_plain_redis_scheme_is_accepted(make_client: ClientFactory, redis_url: str) -> None:
+    client = make_client(rate_limit="1/minute", rate_limit_storage_uri=redis_url.removeprefix("async+"))
+    assert [_hit(client, None).status_code for _ in range(2)] == [200, 429]
+
+
+def test_rate_limit_storage_outage_fails_open(
+    make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = make_client(
+        rate_limit="1/minute", rate_limit_storage_uri=f"async+redis://127.0.0.1:{free_port()}"
+    )
+    with caplog.at_level("WARNING", logger="scamguard"):
+        assert [_hit(client).status_code for _ in range(3)] == [200, 200, 200]
+    assert any("rate limit storage failed" in r.getMessage() for r in caplog.records)
+
+
+# --- overload ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_inflight_bound_answers_503() -> None:
+    app = create_app(make_settings(max_inflight=2))
+    app.state.service.load_model()
+    release = asyncio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield b'{"text": "'
+        await release.wait()
+        yield b'hello"}'
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        headers = {"Content-Type": "application/json"}
+        slow = [
+            asyncio.create_task(client.post("/v1/classify", content=slow_body(), headers=headers))
+            for _ in range(2)
+        ]
+        await asyncio.sleep(0.05)
+        assert metric("scamguard_inferences_in_flight") == 2
+        before = metric("scamguard_requests_rejected_total", reason="overloaded")
+        rejected = await client.post("/v1/classify", json={"text": HAM_TEXT})
+        assert_error(rejected, 503, "overloaded")
+        assert rejected.headers["retry-after"] == "1"
+        assert metric("scamguard_requests_rejected_total", reason="overloaded") == before + 1
+        # Probes are not inferences.
+        assert (await client.get("/readyz")).status_code == 200
+        release.set()
+        assert [r.status_code for r in await asyncio.gather(*slow)] == [200, 200]
+        assert metric("scamguard_inferences_in_flight") == 0
+        assert (await client.post("/v1/classify", json={"text": HAM_TEXT})).status_code == 200
