@@ -1,0 +1,83 @@
+"""Generated views of infra.config.CONFIG_KEYS: Pulumi.yaml's ``config:`` block and the README table.
+
+    uv run python -m infra.configref --write   # rewrite Pulumi.yaml from CONFIG_KEYS
+    uv run python -m infra.configref --markdown  # print the README's configuration reference
+
+tests/infra/test_config.py fails when Pulumi.yaml and CONFIG_KEYS disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+from collections.abc import Sequence
+
+from infra.config import CONFIG_KEYS, REPO_ROOT
+
+PULUMI_YAML = REPO_ROOT / "Pulumi.yaml"
+
+HEADER = """\
+name: scamguard
+description: Scam/phishing e-mail classifier API, deployed per stack to local Docker or Google Cloud Run
+runtime:
+  name: python
+  options:
+    # uv creates .venv from pyproject.toml + uv.lock (the same environment the tests use).
+    toolchain: uv
+    virtualenv: .venv
+# No `backend:` here: a project backend would override PULUMI_BACKEND_URL for every stack. The local
+# stack uses a file backend (scripts/up-local.sh: PULUMI_BACKEND_URL=file://<repo>/.pulumi-state,
+# passphrase secrets provider); staging/prod use a bucket (see the README's Infrastructure section).
+#
+# Every key the program reads, in the scamguard: namespace. Generated from infra/config.py
+# (CONFIG_KEYS, the program's own defaults) by `uv run python -m infra.configref --write`;
+# tests/infra/test_config.py keeps the two identical.
+config:
+"""
+
+
+def pulumi_yaml() -> str:
+    lines = [HEADER.rstrip("\n")]
+    for key in CONFIG_KEYS:
+        lines += [f"  {key.name}:", f"    type: {key.type}"]
+        if key.type == "array":
+            lines += ["    items:", "      type: string"]
+        lines.append(f"    description: {json.dumps(key.description)}")
+        if key.secret:
+            lines.append("    secret: true")
+        if key.default is not None:
+            lines.append(f"    default: {json.dumps(key.default)}")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table() -> str:
+    rows = ["| Key (`scamguard:`) | Type | Default | Meaning |", "| --- | --- | --- | --- |"]
+    for key in CONFIG_KEYS:
+        if key.default is None:
+            default = "*(unset, secret)*"
+        elif key.default == "" or key.default == []:
+            default = "*(empty)*"
+        else:
+            default = f"`{json.dumps(key.default) if not isinstance(key.default, str) else key.default}`"
+        meaning = key.description.replace("|", "\\|")
+        rows.append(f"| `{key.name}` | {key.type} | {default} | {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.configref", description=(__doc__ or "").split("\n", maxsplit=1)[0]
+    )
+    parser.add_argument("--write", action="store_true", help="rewrite Pulumi.yaml")
+    parser.add_argument("--markdown", action="store_true", help="print the README configuration table")
+    args = parser.parse_args(argv)
+    if args.write:
+        pathlib.Path(PULUMI_YAML).write_text(pulumi_yaml(), encoding="utf-8")
+    if args.markdown:
+        print(markdown_table(), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

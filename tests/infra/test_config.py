@@ -1,0 +1,250 @@
+"""Settings: defaults, Pulumi.yaml consistency, and every validation rule (pulumi.RunError)."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Callable
+
+import pulumi
+import pytest
+import yaml
+
+from infra.config import CONFIG_KEYS, CONFIG_KEYS_BY_NAME, Settings, project_version, shipped_model_version
+from infra.configref import pulumi_yaml
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+Load = Callable[..., Settings]
+
+
+def test_pulumi_yaml_is_generated_from_config_keys() -> None:
+    assert (REPO / "Pulumi.yaml").read_text(encoding="utf-8") == pulumi_yaml(), (
+        "Pulumi.yaml is out of date: run uv run python -m infra.configref --write"
+    )
+
+
+def test_pulumi_yaml_declares_exactly_the_program_keys_with_the_same_types_and_defaults() -> None:
+    project = yaml.safe_load((REPO / "Pulumi.yaml").read_text(encoding="utf-8"))
+    declared = project["config"]
+    assert list(declared) == [key.name for key in CONFIG_KEYS], "regenerate Pulumi.yaml's config: block"
+    for key in CONFIG_KEYS:
+        spec = declared[key.name]
+        assert spec["type"] == key.type, key.name
+        assert spec["description"] == key.description, key.name
+        assert spec.get("secret", False) == key.secret, key.name
+        if key.default is None:
+            assert "default" not in spec, f"{key.name} is a secret without default"
+        else:
+            assert spec["default"] == key.default, (
+                f"{key.name}: Pulumi.yaml and infra/config.py defaults differ"
+            )
+            assert spec["description"].strip(), key.name
+
+
+def test_pulumi_yaml_runtime_uses_the_uv_environment() -> None:
+    project = yaml.safe_load((REPO / "Pulumi.yaml").read_text(encoding="utf-8"))
+    assert project["name"] == "scamguard"
+    assert project["runtime"] == {"name": "python", "options": {"toolchain": "uv", "virtualenv": ".venv"}}
+    # A project backend would override PULUMI_BACKEND_URL for staging/prod too.
+    assert "backend" not in project
+
+
+def test_stack_files_only_use_declared_keys() -> None:
+    for path in REPO.glob("Pulumi.*.yaml"):
+        config = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("config") or {}
+        for key in config:
+            namespace, _, name = key.partition(":")
+            if namespace == "scamguard":
+                assert name in CONFIG_KEYS_BY_NAME, f"{path.name}: unknown key {key}"
+
+
+def test_defaults_when_nothing_is_set(load: Load) -> None:
+    settings = load(stack="dev")
+    assert settings.project == "scamguard"
+    assert settings.stack == "dev"
+    assert settings.target == "local"
+    assert settings.scaling.min_instances == 0
+    assert settings.scaling.max_instances == 3
+    assert settings.scaling.cpu_cores == 1.0
+    assert settings.scaling.memory_mib == 512
+    assert settings.service.rate_limit == "50/second"
+    assert settings.service.api_keys is None
+    assert settings.alerting.availability_slo == 0.999
+    assert settings.alerting.latency_slo_seconds == 0.25
+    assert settings.image.version == project_version()
+    assert settings.image.revision == "unknown"
+    assert settings.image.model_version == (shipped_model_version() or "unknown")
+    assert settings.local is not None
+    assert (settings.local.api_port, settings.local.prometheus_port, settings.local.grafana_port) == (
+        8080,
+        9090,
+        3000,
+    )
+    assert settings.local.bind_address == "127.0.0.1"
+    assert settings.gcp is None
+    assert settings.labels == {"project": "scamguard", "stack": "dev", "managed-by": "pulumi"}
+
+
+def test_values_are_parsed(load: Load) -> None:
+    settings = load(
+        minInstances="2",
+        maxInstances="20",
+        cpu="0.5",
+        memory="2Gi",
+        public="true",
+        canaryPercent="10",
+        rateLimit="100 per minute",
+        rateLimitStorageUri="async+redis://redis:6379/0",
+        logLevel="DEBUG",
+        availabilitySlo="0.995",
+        latencySloSeconds="0.5",
+        alertOnNoTraffic="true",
+        notificationEmail="oncall@example.com",
+        imageVersion="1.2.3",
+        imageRevision="0123abcd",
+    )
+    assert settings.scaling.min_instances == 2
+    assert settings.scaling.max_instances == 20
+    assert settings.scaling.cpu_cores == 0.5
+    assert settings.scaling.memory_mib == 2048
+    assert settings.service.public
+    assert settings.service.canary_percent == 10
+    env = settings.service.environment()
+    assert env["SCAMGUARD_RATE_LIMIT"] == "100 per minute"
+    assert env["SCAMGUARD_RATE_LIMIT_STORAGE_URI"] == "async+redis://redis:6379/0"
+    assert env["SCAMGUARD_LOG_LEVEL"] == "DEBUG"
+    assert env["PORT"] == "8080"
+    assert settings.alerting.availability_slo == 0.995
+    assert settings.alerting.alert_on_no_traffic
+    assert settings.image.build_args()["VERSION"] == "1.2.3"
+    assert settings.image.build_args()["REVISION"] == "0123abcd"
+
+
+def test_gcp_settings_are_read_only_for_the_gcp_target(load: Load) -> None:
+    settings = load(
+        target="gcp",
+        region="us-central1",
+        gcpInvokers='["group:team@example.com"]',
+        shutdownGraceSeconds="8",
+        extra={"gcp:project": "my-project-123"},
+    )
+    assert settings.local is None
+    gcp = settings.require_gcp()
+    assert gcp.project == "my-project-123"
+    assert gcp.region == "us-central1"
+    assert gcp.invokers == ("group:team@example.com",)
+    assert gcp.subnet_cidr == "10.20.0.0/24"
+    with pytest.raises(pulumi.RunError, match="not 'local'"):
+        settings.require_local()
+
+
+def test_api_keys_stay_secret(load: Load) -> None:
+    settings = load(apiKeys="k1,k2")
+    assert isinstance(settings.service.api_keys, pulumi.Output)
+    assert "SCAMGUARD_API_KEYS" not in settings.service.environment()
+
+
+# (config, offending key, offending value as shown, fragment of what is allowed)
+INVALID: list[tuple[dict[str, str], str, str, str]] = [
+    ({"target": "azure"}, "target", "azure", "local, gcp, aws, kubernetes"),
+    ({"region": "Europe West"}, "region", "Europe West", "region name"),
+    ({"deletionProtection": "maybe"}, "deletionProtection", "maybe", "true or false"),
+    ({"minInstances": "-1"}, "minInstances", "-1", "from 0 to 1000"),
+    ({"minInstances": "two"}, "minInstances", "two", "an integer"),
+    ({"maxInstances": "0"}, "maxInstances", "0", "from 1 to 1000"),
+    ({"minInstances": "5", "maxInstances": "2"}, "maxInstances", "2", ">= minInstances (5)"),
+    ({"concurrency": "1001"}, "concurrency", "1001", "from 1 to 1000"),
+    ({"cpu": "fast"}, "cpu", "fast", "vCPUs"),
+    ({"cpu": "64"}, "cpu", "64", "from 0.08 to 32"),
+    ({"memory": "512MB"}, "memory", "512MB", "e.g. 512Mi"),
+    ({"memory": "64Mi"}, "memory", "64Mi", "from 128Mi"),
+    ({"public": "yes please"}, "public", "yes please", "true or false"),
+    ({"canaryPercent": "101"}, "canaryPercent", "101", "from 0 to 100"),
+    ({"rateLimit": "lots"}, "rateLimit", "lots", "limits library"),
+    ({"rateLimitStorageUri": "redis-host:6379"}, "rateLimitStorageUri", "redis-host:6379", "async+redis://"),
+    ({"maxBatchSize": "0"}, "maxBatchSize", "0", "from 1 to 1024"),
+    ({"maxTextChars": "0"}, "maxTextChars", "0", "from 1"),
+    ({"maxBodyBytes": "100"}, "maxBodyBytes", "100", "from 1024"),
+    ({"maxInflight": "0"}, "maxInflight", "0", "from 1"),
+    ({"shutdownGraceSeconds": "0"}, "shutdownGraceSeconds", "0", "from 1 to 600"),
+    ({"logLevel": "verbose"}, "logLevel", "verbose", "DEBUG, INFO"),
+    ({"docsEnabled": "sometimes"}, "docsEnabled", "sometimes", "true or false"),
+    ({"imageName": "Scam Guard"}, "imageName", "Scam Guard", "lowercase letters"),
+    ({"imageVersion": "1.0 beta"}, "imageVersion", "1.0 beta", "version"),
+    ({"imageRevision": "$(id)"}, "imageRevision", "$(id)", "version"),
+    ({"modelVersion": "99.0.0"}, "modelVersion", "99.0.0", "service/model/"),
+    ({"baseImage": "not an image!"}, "baseImage", "not an image!", "image reference"),
+    ({"availabilitySlo": "1.5"}, "availabilitySlo", "1.5", ">= 0.5 and < 1.0"),
+    ({"availabilitySlo": "high"}, "availabilitySlo", "high", "a number"),
+    ({"latencySloSeconds": "0"}, "latencySloSeconds", "0", "> 0.0"),
+    ({"alertOnNoTraffic": "often"}, "alertOnNoTraffic", "often", "true or false"),
+    ({"notificationEmail": "nobody"}, "notificationEmail", "nobody", "e-mail"),
+    ({"scrapeIntervalSeconds": "1"}, "scrapeIntervalSeconds", "1", "from 5 to 300"),
+    ({"prometheusImage": "prom/prometheus"}, "prometheusImage", "prom/prometheus", "pinned tag"),
+    ({"grafanaImage": "grafana/grafana:latest"}, "grafanaImage", "grafana/grafana:latest", "not :latest"),
+    ({"localApiPort": "80"}, "localApiPort", "80", "from 1024 to 65535"),
+    ({"localPrometheusPort": "70000"}, "localPrometheusPort", "70000", "from 1024 to 65535"),
+    ({"localGrafanaPort": "8080"}, "localGrafanaPort", "8080", "not already used by scamguard:localApiPort"),
+    ({"target": "gcp", "gcpSubnetCidr": "8.8.8.0/24"}, "gcpSubnetCidr", "8.8.8.0/24", "private IPv4"),
+    ({"target": "gcp", "gcpSubnetCidr": "10.0.0.0/33"}, "gcpSubnetCidr", "10.0.0.0/33", "CIDR"),
+    ({"target": "gcp", "gcpVpcEgress": "NONE"}, "gcpVpcEgress", "NONE", "PRIVATE_RANGES_ONLY, ALL_TRAFFIC"),
+    ({"target": "gcp", "gcpInvokers": '["allUsers"]'}, "gcpInvokers", "allUsers", "public=true"),
+    ({"target": "gcp", "gcpInvokers": '["bob"]'}, "gcpInvokers", "bob", "IAM members"),
+    ({"target": "gcp", "gcpInvokers": "bob"}, "gcpInvokers", "bob", "a list of strings"),
+    ({"target": "gcp", "gcpRegistryKeepVersions": "0"}, "gcpRegistryKeepVersions", "0", "from 1 to 1000"),
+    ({"target": "gcp", "gcpIngress": "everyone"}, "gcpIngress", "everyone", "all, internal"),
+    ({"target": "gcp", "gcpStableRevision": "Rev_1"}, "gcpStableRevision", "Rev_1", "revision name"),
+    ({"target": "gcp", "gcpCpuAlwaysAllocated": "si"}, "gcpCpuAlwaysAllocated", "si", "true or false"),
+    (
+        {"target": "gcp", "shutdownGraceSeconds": "10"},
+        "shutdownGraceSeconds",
+        "10",
+        "less than 10 on Cloud Run",
+    ),
+    ({"target": "gcp", "canaryPercent": "10"}, "canaryPercent", "10", "gcpStableRevision"),
+]
+
+
+@pytest.mark.parametrize(
+    ("config", "key", "value", "allowed"), INVALID, ids=[f"{c[1]}={c[2]}" for c in INVALID]
+)
+def test_invalid_value_is_a_run_error_naming_key_value_and_what_is_allowed(
+    load: Load, config: dict[str, str], key: str, value: str, allowed: str
+) -> None:
+    extra = {"gcp:project": "my-project-123"} if config.get("target") == "gcp" else None
+    if config.get("target") == "gcp" and key != "shutdownGraceSeconds":
+        config = {"shutdownGraceSeconds": "8", **config}  # Cloud Run's own rule, tested on its own
+    with pytest.raises(pulumi.RunError) as raised:
+        load(extra=extra, **config)
+    message = str(raised.value)
+    assert f"scamguard:{key} = " in message
+    assert repr(value) in message or repr(int(value) if value.lstrip("-").isdigit() else value) in message
+    assert "allowed" in message
+    assert allowed in message
+    assert f"pulumi config set scamguard:{key}" in message
+
+
+def test_every_validated_key_has_an_invalid_case() -> None:
+    covered = {case[1] for case in INVALID}
+    unvalidated = {"apiKeys"}  # a secret: any string is a key list, and it is never echoed
+    assert covered == set(CONFIG_KEYS_BY_NAME) - unvalidated
+
+
+@pytest.mark.parametrize("project", [None, "", "Bad_Project"])
+def test_gcp_target_needs_a_valid_gcp_project(load: Load, project: str | None) -> None:
+    extra = {} if project is None else {"gcp:project": project}
+    with pytest.raises(pulumi.RunError, match=r"gcp:project = .*pulumi config set gcp:project"):
+        load(target="gcp", extra=extra)
+
+
+def test_unknown_keys_are_rejected_with_the_list_of_known_ones(load: Load) -> None:
+    with pytest.raises(
+        pulumi.RunError, match=r"unknown config key\(s\) scamguard:minInstnaces .*minInstances"
+    ):
+        load(minInstnaces="1")
+
+
+def test_modelversion_matching_the_artifact_is_accepted(load: Load) -> None:
+    shipped = shipped_model_version()
+    if shipped is None:
+        pytest.fail("service/model/metadata.json is missing: the shipped artifact is part of the repository")
+    assert load(modelVersion=shipped).image.model_version == shipped
