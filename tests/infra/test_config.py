@@ -248,3 +248,13 @@ def test_modelversion_matching_the_artifact_is_accepted(load: Load) -> None:
     if shipped is None:
         pytest.fail("service/model/metadata.json is missing: the shipped artifact is part of the repository")
     assert load(modelVersion=shipped).image.model_version == shipped
+
+
+def test_readme_configuration_reference_lists_every_key() -> None:
+    from infra.configref import markdown_table
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert markdown_table() in readme, (
+        "the README's configuration reference is out of date: paste `uv run python -m infra.configref "
+        "--markdown` into the infra section"
+    )
