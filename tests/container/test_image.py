@@ -61,8 +61,21 @@ def test_image_metadata(image: str) -> None:
     listing = docker("run", "--rm", "--entrypoint", "/opt/venv/bin/python", image, "-c", _LIST_SNIPPET).stdout
     assert "pip" not in listing.split(), "pip must not ship in the runtime venv"
     assert "sklearn" not in listing.split(), "scikit-learn is training-only"
+    # Only the service package (code + model) is in /app; training code stays out (.dockerignore).
+    app = docker(
+        "run", "--rm", "--entrypoint", "/opt/venv/bin/python", image, "-c", _APP_SNIPPET
+    ).stdout.split()
+    assert "service/__main__.py" in app
+    assert "service/model/metadata.json" in app
+    assert not [path for path in app if not path.startswith("service/")], app
+    assert "service/train.py" not in app
+    assert "service/Dockerfile" not in app
 
 
+_APP_SNIPPET = (
+    "import pathlib; print(*sorted(str(p.relative_to('/app')) for p in pathlib.Path('/app').rglob('*')"
+    " if p.is_file() and '__pycache__' not in p.parts))"
+)
 _LIST_SNIPPET = "import pkgutil; print(' '.join(sorted(m.name for m in pkgutil.iter_modules())))"
 
 
@@ -92,6 +105,9 @@ def test_hardened_container_classifies_over_http(image: str) -> None:
         assert int(cap_eff, 16) == 0, f"effective capabilities {cap_eff}"
         assert no_new_privs == "1"
         assert write_error == "EROFS", "the root file system must be read-only"
+        # The image's own HEALTHCHECK command passes against the running service.
+        healthcheck = image_inspect(image)["Config"]["Healthcheck"]["Test"][1:]
+        assert docker("exec", container.id, *healthcheck, check=False).returncode == 0
         assert container.state()["Running"]
     assert cold_start < COLD_START_LIMIT_SECONDS, f"cold start {cold_start:.2f} s"
 
