@@ -17,7 +17,15 @@ from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
 from service.errors import REQUEST_ID_KEY, ApiError, ErrorBody, validation_error
-from service.schemas import ClassifyBatchResult, ClassifyResult, Health, Readiness, RequestModels
+from service.schemas import (
+    NOT_BLANK,
+    NOT_BLANK_RE,
+    ClassifyBatchResult,
+    ClassifyResult,
+    Health,
+    Readiness,
+    RequestModels,
+)
 from service.state import ServiceState
 
 JSON = "application/json"
@@ -160,7 +168,12 @@ def build_router(state: ServiceState, models: RequestModels) -> APIRouter:
                 "required": True,
                 "content": {
                     "text/plain": {
-                        "schema": {"type": "string", "minLength": 1, "maxLength": max_chars, "pattern": r"\S"}
+                        "schema": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": max_chars,
+                            "pattern": NOT_BLANK,
+                        }
                     }
                 },
             }
@@ -168,7 +181,7 @@ def build_router(state: ServiceState, models: RequestModels) -> APIRouter:
     )
     async def predict(request: Request) -> Response:
         text = await read_text_body(request, "text/plain")
-        if not text.strip():
+        if NOT_BLANK_RE.search(text) is None:
             raise _invalid("text is empty; send the email text as the request body")
         if len(text) > max_chars:
             raise _invalid(f"text is longer than {max_chars} characters")

@@ -3,13 +3,16 @@ and the OpenAPI document states the real limits (max length, batch size)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
-# Python's `re` for the pattern, so "has a non-space character" means the same here as in the
-# JSON Schema that clients and property-based tests read.
+# "Not blank": some character outside ECMAScript's whitespace set, spelled out so that Python's `re`
+# (validation here) and JSON Schema's ECMAScript regex (clients, property-based tests) agree.
+NOT_BLANK = r"[^\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+NOT_BLANK_RE = re.compile(NOT_BLANK)
 _STRICT = ConfigDict(extra="forbid", regex_engine="python-re")
 
 
@@ -93,7 +96,7 @@ class RequestModels:
 def build_request_models(max_text_chars: int, max_batch_size: int) -> RequestModels:
     text: Any = Annotated[
         str,
-        StringConstraints(min_length=1, max_length=max_text_chars, pattern=r"\S"),
+        StringConstraints(min_length=1, max_length=max_text_chars, pattern=NOT_BLANK),
         Field(description=f"Email text (subject and body), 1..{max_text_chars} characters, not blank."),
     ]
     texts: Any = Annotated[list[text], Field(min_length=1, max_length=max_batch_size)]

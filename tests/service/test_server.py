@@ -1,0 +1,188 @@
+"""`python -m service` as a real process on loopback: graceful shutdown under load, drain delay,
+a broken artifact that must not crash the process."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from tests.service.conftest import HAM_TEXT, SCAM_TEXT, free_port
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[str]
+    port: int
+    log_path: pathlib.Path
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, timeout: float = 5
+    ) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def logs(self) -> list[dict]:
+        lines = self.log_path.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()  # only this test's own process, by its handle
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def start_server(tmp_path: pathlib.Path) -> Iterator:
+    servers: list[Server] = []
+
+    def start(**env: str) -> Server:
+        port = free_port()
+        log_path = tmp_path / f"server-{port}.log"
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("SCAMGUARD_")}
+        full_env.update({"HOST": "127.0.0.1", "PORT": str(port), **env})
+        log = log_path.open("w")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service"], cwd=ROOT, env=full_env, stdout=log, stderr=log, text=True
+        )
+        server = Server(process, port, log_path)
+        servers.append(server)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"server exited early ({process.returncode}): {log_path.read_text()}")
+            try:
+                server.request("GET", "/healthz", timeout=1)
+                return server
+            except OSError:
+                time.sleep(0.05)
+        pytest.fail("server did not start listening within 30 s")
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@dataclass
+class Outcome:
+    started: float
+    ended: float
+    status: int | None  # None: connection-level failure (no response)
+    error: str = ""
+
+
+def _load(port: int, body: bytes, stop_at: float, outcomes: list[Outcome], lock: threading.Lock) -> None:
+    """One keep-alive client sending requests back to back until the server goes away."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    while time.monotonic() < stop_at:
+        started = time.monotonic()
+        try:
+            conn.request("POST", "/v1/classify", body=body, headers={"Content-Type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+            outcome = Outcome(started, time.monotonic(), response.status)
+        except (OSError, http.client.HTTPException) as exc:
+            outcome = Outcome(started, time.monotonic(), None, repr(exc))
+        with lock:
+            outcomes.append(outcome)
+        if outcome.status is None:
+            conn.close()
+            try:  # the server closed this connection; a refused reconnect means the listener is gone
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+                conn.connect()
+            except OSError:
+                return
+    conn.close()
+
+
+def test_sigterm_under_load_drains_and_exits_zero(start_server) -> None:
+    grace = 10
+    server = start_server(SCAMGUARD_SHUTDOWN_GRACE_SECONDS=str(grace), SCAMGUARD_MAX_INFLIGHT="256")
+    # Big batches (~tens of ms each, on the thread pool) so requests are surely in flight at SIGTERM.
+    body = json.dumps({"texts": [(SCAM_TEXT + " " + HAM_TEXT) * 12] * 64}).encode()
+    outcomes: list[Outcome] = []
+    lock = threading.Lock()
+    stop_at = time.monotonic() + 20
+    workers = [
+        threading.Thread(target=_load, args=(server.port, body, stop_at, outcomes, lock), daemon=True)
+        for _ in range(12)
+    ]
+    for worker in workers:
+        worker.start()
+    time.sleep(1.5)
+    sigterm_at = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    returncode = server.process.wait(timeout=grace + 5)
+    exited_after = time.monotonic() - sigterm_at
+    for worker in workers:
+        worker.join(timeout=25)
+
+    assert returncode == 0, server.log_path.read_text()
+    assert exited_after < grace, exited_after
+    answered = [o for o in outcomes if o.status is not None]
+    failed_connections = [o for o in outcomes if o.status is None]
+    # Every request the server answered succeeded: nothing admitted was failed or cut off.
+    assert answered
+    assert {o.status for o in answered} == {200}, [o.status for o in answered if o.status != 200]
+    # Requests running when SIGTERM arrived completed after it (the drain really waited for them).
+    drained = [o for o in answered if o.started < sigterm_at < o.ended]
+    assert drained, "no request was in flight at SIGTERM; make the load heavier"
+    # Connection-level failures only happen once shutdown began (closed idle keep-alive / refused).
+    assert all(o.started >= sigterm_at - 0.2 for o in failed_connections), failed_connections
+    logs = server.logs()
+    messages = [entry["message"] for entry in logs]
+    assert any(m.startswith("draining") for m in messages)
+    assert not [e for e in logs if e["level"] == "ERROR"], [e for e in logs if e["level"] == "ERROR"]
+    assert SCAM_TEXT[:30] not in server.log_path.read_text()  # email text never logged
+
+
+def test_drain_delay_keeps_serving_with_readiness_failing(start_server) -> None:
+    server = start_server(SCAMGUARD_SHUTDOWN_DRAIN_DELAY_SECONDS="1.5", SCAMGUARD_SHUTDOWN_GRACE_SECONDS="5")
+    assert server.request("GET", "/readyz")[0] == 200
+    sigterm_at = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    status, body = server.request("GET", "/readyz")
+    assert status == 503
+    assert json.loads(body)["code"] == "draining"
+    assert server.request("GET", "/healthz")[0] == 200
+    assert server.request("POST", "/v1/classify", json.dumps({"text": HAM_TEXT}).encode())[0] == 200
+    assert server.process.wait(timeout=10) == 0
+    assert 1.4 < time.monotonic() - sigterm_at < 5
+
+
+def test_broken_artifact_keeps_process_up(start_server, tmp_path: pathlib.Path) -> None:
+    server = start_server(SCAMGUARD_MODEL_DIR=str(tmp_path / "no-model-here"))
+    time.sleep(0.5)
+    assert server.process.poll() is None
+    status, body = server.request("GET", "/readyz")
+    assert status == 503
+    error = json.loads(body)
+    assert error["code"] == "not_ready"
+    assert "does not exist" in error["error"]
+    assert server.request("POST", "/v1/classify", json.dumps({"text": HAM_TEXT}).encode())[0] == 503
+    _, metrics = server.request("GET", "/metrics")
+    assert b'scamguard_model_load_failures_total{reason="missing"} 1.0' in metrics
+    assert b"scamguard_model_ready 0.0" in metrics
+    assert any(e["level"] == "ERROR" and "model load failed" in e["message"] for e in server.logs())
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(timeout=10) == 0
