@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import pulumi
-import pulumi_random as random
 
 from infra.config import GcpSettings, Settings
 from infra.image import ServiceImage
@@ -115,17 +114,14 @@ class GcpPlatform(
             opts=after_apis(self.apis),
         )
 
-    def _api_keys(self) -> pulumi.Output[str]:
-        """API keys, one per line; when the stack sets none, one random key (never an open API)."""
+    def _api_keys(self) -> pulumi.Output[str] | None:
+        """Configured API keys, one per line (the service generates one key when there are none)."""
         configured = self.settings.service.api_keys
-        if configured is not None:
-            return pulumi.Output.secret(
-                configured.apply(
-                    lambda keys: "\n".join(k.strip() for k in keys.split(",") if k.strip()) + "\n"
-                )
-            )
-        generated = random.RandomPassword(f"{self.prefix}-api-key", length=40, special=False)
-        return pulumi.Output.secret(generated.result.apply(lambda key: key + "\n"))
+        if configured is None:
+            return None
+        return pulumi.Output.secret(
+            configured.apply(lambda keys: "\n".join(k.strip() for k in keys.split(",") if k.strip()) + "\n")
+        )
 
     def service(self, image: ServiceImage, network: VpcNetwork, identity: ServiceIdentity) -> CloudRunService:
         settings, scaling = self.settings, self.settings.scaling

@@ -8,6 +8,7 @@ from typing import Any
 
 import pulumi
 import pulumi_gcp as gcp
+import pulumi_random as random
 import yaml
 
 from infra.platform import Service
@@ -96,7 +97,9 @@ class CloudRunServiceArgs:
     memory: str
     cpu_always_allocated: bool
     environment: Mapping[str, str]
-    api_keys: pulumi.Input[str]  # secret; one key per line (SCAMGUARD_API_KEYS_FILE format)
+    # Secret, one key per line (SCAMGUARD_API_KEYS_FILE format); None: one random key is generated,
+    # so a cloud deployment is never an open API by omission.
+    api_keys: pulumi.Input[str] | None
     deletion_protection: bool
     scrape_interval_seconds: int = 15
     canary_percent: int = 0
@@ -128,12 +131,16 @@ class CloudRunService(Service):
         if args.ingress not in INGRESS:
             raise ValueError(f"ingress must be one of {sorted(INGRESS)}, got {args.ingress!r}")
         child = pulumi.ResourceOptions(parent=self)
+        api_keys = args.api_keys
+        if api_keys is None:
+            generated = random.RandomPassword(f"{name}-api-key", length=40, special=False, opts=child)
+            api_keys = generated.result.apply(lambda key: key + "\n")
         self.api_keys = MountedSecret(
             f"{name}-api-keys",
             MountedSecretArgs(
                 project=args.project,
                 secret_id=pulumi.Output.concat(args.service_name, "-api-keys"),
-                data=args.api_keys,
+                data=api_keys,
                 accessor=args.service_account_member,
                 labels=args.labels,
                 deletion_protection=args.deletion_protection,
