@@ -507,7 +507,10 @@ def _unknown_keys() -> list[str]:
     """Keys set in the stack's scamguard: namespace that the program does not know (typos)."""
     from pulumi.runtime import config as runtime_config  # the SDK's view of the stack config
 
-    present = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    try:
+        present = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    except (AttributeError, ValueError):  # SDK internals moved, or a malformed PULUMI_CONFIG
+        return []
     prefix = f"{NAMESPACE}:"
     return sorted(
         k[len(prefix) :]
