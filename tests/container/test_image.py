@@ -243,7 +243,7 @@ def test_sigterm_during_burst_with_drain_delay_serves_everything(image: str) -> 
             signalled_at = time.monotonic()
             not_ready_after = _seconds_until_not_ready(container, signalled_at)
             # Short requests stop 0.6 s before the close, so none races it; then long batches
-            # (1024 texts of 17 kB, ~1 s of inference on an idle machine here) are sent whole
+            # (1024 texts of 17 kB, ~1.7 s to parse and score on an idle machine here) are sent whole
             # before the close and are still running when it happens.
             time.sleep(max(0.0, signalled_at + DRAIN_DELAY_SECONDS - 0.6 - time.monotonic()))
             burst.stop_starting.set()
