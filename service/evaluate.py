@@ -76,7 +76,8 @@ def render_model_card(metadata: dict[str, Any]) -> str:
     ]
     names = {
         "validation": "validation (threshold chosen here)",
-        "heldout_test": "held-out test split of the training data",
+        "heldout_test": "held-out test split of the training data (Enron + SMS)",
+        "heldout_test_enron": "held-out test split, Enron rows only",
         "evaluation_set": "evaluation set, `near_dup_in_A == 0` (cross-domain)",
     }
     for key, label in names.items():

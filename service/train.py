@@ -32,17 +32,132 @@ import pathlib
 import random
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from service.classifier import MODEL_FORMAT, MODEL_NAME, ScamClassifier, _sha256, featurize
+from service.classifier import (
+    IDF_SCALE,
+    MODEL_FORMAT,
+    MODEL_NAME,
+    ScamClassifier,
+    _sha256,
+    build_tables,
+    featurize,
+)
 from service.text import PLACEHOLDERS, normalize
 
 SEED = 20240601
+
+# Tokens that say which corpus or layout a mail comes from rather than whether it is a scam
+# (the shared data's README warns about names, dates and list footers). Grouped so the ablation
+# can switch each group on and off.
+SHORTCUT_GROUPS: dict[str, tuple[str, ...]] = {
+    # the company, its hosts and people of the six Enron mailboxes
+    "enron": (
+        "enron",
+        "ect",
+        "hou",
+        "ena",
+        "hpl",
+        "corp",
+        "vince",
+        "kaminski",
+        "louise",
+        "kitchen",
+        "daren",
+        "farmer",
+        "sally",
+        "beck",
+        "michelle",
+        "lokay",
+        "houston",
+        "shirley",
+        "crenshaw",
+    ),
+    # dates: Enron ham carries forwarded-header dates, the spam traps other years
+    "dates": (
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+        "mon",
+        "tue",
+        "tues",
+        "wed",
+        "thu",
+        "thur",
+        "thurs",
+        "fri",
+        "sat",
+        "sun",
+        "am",
+        "pm",
+    ),
+    # list and newsletter footers: legitimate bulk mail carries them just like spam
+    "footers": (
+        "unsubscribe",
+        "subscribe",
+        "subscribed",
+        "subscription",
+        "subscriber",
+        "subscribers",
+        "mailing",
+        "list",
+        "lists",
+        "remove",
+        "removed",
+        "removal",
+        "opt",
+        "sponsored",
+        "sponsor",
+        "email",
+        "e",
+        "mail",
+        "newsletter",
+        "spam",
+        "listinfo",
+        "mailman",
+    ),
+    # what is left of links and addresses once they are tokenised
+    "url_debris": ("com", "net", "org", "html", "htm", "www", "http", "https", "php", "asp", "cgi", "sf"),
+    # the "Subject:" line every e-mail (but no SMS and no background text) starts with
+    "layout": ("subject", "fw", "fwd"),
+    # single letters: obfuscation ("v i a g r a") and tokenisation debris, not words
+    "letters": tuple("bcdefghjklmnopqrstuvwxyz"),
+}
 MODEL_FILE = "model.json"
+VOCAB_FILE = "vocab.txt"
+ARRAYS_FILE = "weights.npz"
 CARD_FILE = "MODEL_CARD.md"
 # sha256 of the shared evaluation file; training on it would make every generalisation figure a lie.
 EVAL_SET_SHA256 = "9803c305493c4373b22631da4977acfcd136c950a83a1ecb16f1a5e9f08bdf1d"
@@ -132,44 +247,129 @@ def read_examples(path: pathlib.Path, *, for_training: bool) -> list[Example]:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    ngram_max: int = 1
-    sublinear_tf: bool = False  # False = binary term presence
-    min_df: int = 3
+    ngram_max: int = 2  # word unigrams + bigrams
+    sublinear_tf: bool = True  # 1 + log(tf); False = binary term presence
+    min_df: int = 2
     max_df: float = 0.5
-    # Keep only tokens that carry across domains: a general English word list (wordfreq) plus
-    # punctuation and placeholders. Removes Enron names, jargon and spam-trap gibberish.
+    # Keep only words that carry across domains: a general English word list (wordfreq top N).
+    # Removes Enron names/jargon, spam-trap gibberish and the long tail a model overfits on.
     vocab_filter: str = "wordfreq"
     wordfreq_top_n: int = 30000
-    # Drop terms whose document frequency differs by more than this factor between email sources
-    # (Enron mailboxes) inside the same class: mailbox-specific shortcuts. 0 = off.
-    c: float = 1.0
+    # Punctuation tokens mostly encode layout ("[list] subject", "____ footer", "= = =" rules).
+    punctuation: bool = False
+    # Placeholder tokens to keep as features (urltoken, emailtoken, moneytoken, phonetoken, numtoken).
+    # Links are everywhere in legitimate newsletters and lists, rare in Enron ham: url/email
+    # placeholders would teach "has a link = scam".
+    placeholders: tuple[str, ...] = ("moneytoken", "phonetoken", "numtoken")
+    # Shortcut token groups removed from the vocabulary (see SHORTCUT_GROUPS), plus extra words.
+    shortcut_groups: tuple[str, ...] = tuple(SHORTCUT_GROUPS)
+    blocklist: tuple[str, ...] = ()
+    # Drop terms whose document rate in one source (mailbox) is > this factor above their rate in
+    # the others, within the same class: mailbox-specific shortcuts. 0 = off.
+    source_max_ratio: float = 0.0
+    # Synthetic "general English" legitimate documents: bags of words drawn from wordfreq's English
+    # frequencies. Enron ham covers one company's business topics; without a background every
+    # off-topic word (news, tech, politics) only ever appeared in spam. 0 = off.
+    background_docs: int = 20000
+    background_doc_words: int = 200
+    background_top_n: int = 30000  # words drawn from wordfreq's N most frequent English words
+    c: float = 3.0
+    # Decision threshold: the lowest score whose false-positive rate on the validation split's
+    # legitimate mail is <= this (the usual way to run a spam filter: wrongly binned legitimate mail
+    # costs far more than a missed scam). 0 = the threshold maximising validation F1 instead.
+    threshold_max_fpr: float = 0.01
+    # Compression (see scripts/model_compression.py): keep the `prune_to` terms with the largest
+    # |weight| and refit on them (0 = keep all); store weights as `weight_bits`-bit integers with one
+    # scale (0 = full float64) and idf rounded to 4 decimals. The sklearn model is given the same
+    # rounded numbers, so serving and sklearn stay identical.
+    prune_to: int = 150000
+    weight_bits: int = 16
     class_weight: str | None = "balanced"
-    prune_abs_weight: float = 0.0
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     seed: int = SEED
 
 
-def _allowed_tokens(config: TrainConfig) -> set[str] | None:
+def config_from_dict(values: dict[str, Any]) -> TrainConfig:
+    """Rebuild the TrainConfig recorded in an artifact's metadata.json ("config")."""
+    known = {f for f in TrainConfig.__dataclass_fields__}
+    kwargs: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known
+    }
+    return TrainConfig(**kwargs)
+
+
+def allowed_tokens(config: TrainConfig) -> set[str] | None:
+    """Alphanumeric tokens the vocabulary may use (None = any)."""
     if config.vocab_filter == "none":
         return None
     if config.vocab_filter != "wordfreq":
         raise ValueError(f"unknown vocab_filter {config.vocab_filter!r}")
     from wordfreq import top_n_list
 
-    words = {w for w in top_n_list("en", config.wordfreq_top_n) if w.isascii()}
-    # wordfreq tokens can hold apostrophes/punctuation; keep their alphanumeric pieces.
+    # wordfreq entries can hold apostrophes/punctuation; keep their alphanumeric pieces.
     allowed: set[str] = set()
-    for word in words:
-        allowed.update(normalize(word).split())
-    allowed.update(PLACEHOLDERS)
+    for word in top_n_list("en", config.wordfreq_top_n):
+        if word.isascii():
+            allowed.update(tok for tok in normalize(word).split() if tok.isalnum())
     return allowed
 
 
-def _is_allowed(term: str, allowed: set[str] | None) -> bool:
-    if allowed is None:
-        return True
-    return all(tok in allowed or not tok.isalnum() for tok in term.split(" "))
+def background_texts(config: TrainConfig) -> list[str]:
+    """Seeded pseudo-documents of general English (label: legitimate), normalised."""
+    if config.background_docs <= 0:
+        return []
+    from wordfreq import top_n_list, word_frequency
+
+    words = [w for w in top_n_list("en", config.background_top_n) if w.isascii()]
+    freq = np.asarray([word_frequency(w, "en") for w in words], dtype=np.float64)
+    rng = np.random.default_rng(config.seed)
+    draws = rng.choice(
+        len(words), size=(config.background_docs, config.background_doc_words), p=freq / freq.sum()
+    )
+    return [normalize(" ".join(words[i] for i in row)) for row in draws]
+
+
+def term_filter(config: TrainConfig) -> Callable[[str], bool]:
+    allowed = allowed_tokens(config)
+    placeholders = set(config.placeholders)
+    blocked = set(config.blocklist) | (set(PLACEHOLDERS) - placeholders)
+    for group in config.shortcut_groups:
+        blocked.update(SHORTCUT_GROUPS[group])
+
+    def keep_token(tok: str) -> bool:
+        if tok in blocked:
+            return False
+        if tok in placeholders:
+            return True
+        if not tok.isalnum():
+            return config.punctuation
+        return allowed is None or tok in allowed
+
+    return lambda term: all(keep_token(tok) for tok in term.split(" "))
+
+
+def source_specific_terms(
+    x_binary: Any, terms: Sequence[str], labels: Sequence[int], sources: Sequence[str], max_ratio: float
+) -> set[str]:
+    """Terms far more frequent in one source than in the other sources of the same class."""
+    y = np.asarray(labels)
+    src = np.asarray(sources)
+    flagged = np.zeros(len(terms), dtype=bool)
+    for label in (0, 1):
+        names = [s for s in sorted(set(src[y == label].tolist())) if np.sum((src == s) & (y == label)) >= 200]
+        if len(names) < 3:
+            continue
+        rates = []
+        for name in names:
+            rows = np.flatnonzero((src == name) & (y == label))
+            rates.append(np.asarray(x_binary[rows].sum(axis=0)).ravel() / len(rows))
+        r = np.vstack(rates)
+        total = r.sum(axis=0)
+        for i in range(len(names)):
+            others = (total - r[i]) / (len(names) - 1)
+            flagged |= r[i] > max_ratio * others + 0.002
+    return {terms[int(i)] for i in np.flatnonzero(flagged)}
 
 
 def dedupe(examples: Iterable[Example]) -> tuple[list[str], list[int], list[str], dict[str, int]]:
@@ -251,6 +451,25 @@ def binary_metrics(
     }
 
 
+def max_fpr_threshold(y_true: Sequence[int], scores: Sequence[float] | np.ndarray, max_fpr: float) -> float:
+    """Lowest threshold at which at most `max_fpr` of the legitimate examples score >= it."""
+    y = np.asarray(y_true, dtype=int)
+    ham = np.sort(np.asarray(scores, dtype=float)[y == 0])[::-1]
+    allowed = int(np.floor(max_fpr * len(ham)))  # false positives tolerated
+    if allowed >= len(ham):
+        return 0.0
+    # just above the (allowed+1)-th highest legitimate score, so exactly `allowed` of them are flagged
+    return float(np.nextafter(ham[allowed], np.inf))
+
+
+def choose_threshold(
+    y_true: Sequence[int], scores: Sequence[float] | np.ndarray, config: TrainConfig
+) -> float:
+    if config.threshold_max_fpr > 0:
+        return max_fpr_threshold(y_true, scores, config.threshold_max_fpr)
+    return best_f1_threshold(y_true, scores)
+
+
 def best_f1_threshold(y_true: Sequence[int], scores: Sequence[float] | np.ndarray) -> float:
     """Threshold maximising F1 (ties: the one in the middle of the widest plateau is not needed here;
     the highest-precision one, i.e. the largest threshold reaching the best F1, is used)."""
@@ -286,6 +505,8 @@ class Fitted:
     config: TrainConfig
     sk_vectorizer: Any
     sk_model: Any
+    weight_scale: float = 1.0
+    quantised: np.ndarray | None = None
 
     def sk_scores(self, normalized_texts: Sequence[str]) -> np.ndarray:
         x = self.sk_vectorizer.transform(normalized_texts)
@@ -296,24 +517,37 @@ def _identity(x: str) -> str:
     return x
 
 
-def fit(texts: Sequence[str], labels: Sequence[int], config: TrainConfig) -> Fitted:
-    """Fit TF-IDF + logistic regression on *normalised* texts."""
+def fit(
+    texts: Sequence[str],
+    labels: Sequence[int],
+    config: TrainConfig,
+    sources: Sequence[str] | None = None,
+) -> Fitted:
+    """Fit TF-IDF + logistic regression on *normalised* texts, then prune and quantise."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    analyzer: Any = functools.partial(featurize, ngram_max=config.ngram_max)
+    counter = CountVectorizer(analyzer=analyzer, min_df=config.min_df, max_df=config.max_df, binary=True)
+    x_counts = counter.fit_transform(texts)
+    keep = term_filter(config)
+    candidates = counter.get_feature_names_out().tolist()
+    vocab = {t for t in candidates if keep(t)}
+    if config.source_max_ratio > 0 and sources is not None:
+        vocab -= source_specific_terms(x_counts, candidates, labels, sources, config.source_max_ratio)
+    del x_counts
+    fitted = _fit_vocabulary(texts, labels, config, sorted(vocab), analyzer)
+    if 0 < config.prune_to < len(fitted.terms):
+        strongest = np.argsort(-np.abs(fitted.weights), kind="stable")[: config.prune_to]
+        fitted = _fit_vocabulary(texts, labels, config, sorted(fitted.terms[i] for i in strongest), analyzer)
+    return _quantise(fitted, config.weight_bits)
+
+
+def _fit_vocabulary(
+    texts: Sequence[str], labels: Sequence[int], config: TrainConfig, vocab: list[str], analyzer: Any
+) -> Fitted:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    analyzer: Any = functools.partial(featurize, ngram_max=config.ngram_max)
-    counter = TfidfVectorizer(
-        analyzer=analyzer,
-        min_df=config.min_df,
-        max_df=config.max_df,
-        binary=not config.sublinear_tf,
-        sublinear_tf=config.sublinear_tf,
-        norm="l2",
-        dtype=np.float64,
-    )
-    counter.fit(texts)
-    allowed = _allowed_tokens(config)
-    vocab = sorted(t for t in counter.vocabulary_ if _is_allowed(t, allowed))
     vectorizer = TfidfVectorizer(
         analyzer=analyzer,
         vocabulary=vocab,
@@ -331,14 +565,10 @@ def fit(texts: Sequence[str], labels: Sequence[int], config: TrainConfig) -> Fit
         random_state=config.seed,
     )
     model.fit(x, np.asarray(labels))
-    weights = model.coef_[0].astype(np.float64)
-    if config.prune_abs_weight > 0:
-        weights = np.where(np.abs(weights) >= config.prune_abs_weight, weights, 0.0)
-        model.coef_[0] = weights
     return Fitted(
         terms=list(vocab),
         idf=vectorizer.idf_.astype(np.float64),
-        weights=weights,
+        weights=model.coef_[0].astype(np.float64),
         bias=float(model.intercept_[0]),
         config=config,
         sk_vectorizer=vectorizer,
@@ -346,10 +576,41 @@ def fit(texts: Sequence[str], labels: Sequence[int], config: TrainConfig) -> Fit
     )
 
 
-def export_model(fitted: Fitted) -> dict[str, Any]:
-    """The serving table: only terms with a non-zero weight matter for the score, but every term
-    contributes to the l2 norm, so all of the vocabulary is kept (idf); zero weights are exported."""
-    return {
+def _quantise(fitted: Fitted, weight_bits: int) -> Fitted:
+    """Round idf to 4 decimals and weights to `weight_bits`-bit integers times one scale, and give
+    the sklearn objects the same numbers, so the reference model *is* the exported one."""
+    fitted.idf = np.round(fitted.idf, 4)
+    fitted.sk_vectorizer.idf_ = fitted.idf
+    fitted.weight_scale = 1.0
+    if weight_bits:
+        levels = 2 ** (weight_bits - 1) - 1
+        scale = float(np.max(np.abs(fitted.weights))) / levels or 1.0
+        fitted.quantised = np.round(fitted.weights / scale).astype(np.int64)
+        fitted.weight_scale = scale
+        fitted.weights = fitted.quantised * scale
+        fitted.sk_model.coef_[0] = fitted.weights
+    return fitted
+
+
+@dataclass
+class ExportedModel:
+    header: dict[str, Any]  # model.json
+    words: list[str]  # vocab.txt
+    arrays: dict[str, np.ndarray]  # weights.npz
+
+
+def export_model(fitted: Fitted) -> ExportedModel:
+    """The serving artifact's model files for `fitted` (columns in the sklearn vectorizer's order)."""
+    tables = build_tables(fitted.terms)
+    if fitted.quantised is not None:
+        bits = fitted.config.weight_bits
+        weights = fitted.quantised.astype(np.int8 if bits <= 8 else np.int16 if bits <= 16 else np.int32)
+    else:
+        weights = fitted.weights.astype(np.float64)
+    idf_e4 = np.round(fitted.idf * IDF_SCALE).astype(np.int32)
+    if not np.array_equal(idf_e4 / IDF_SCALE, fitted.idf):
+        raise RuntimeError("idf must be rounded to 4 decimals before export (see _quantise)")
+    header = {
         "format": MODEL_FORMAT,
         "features": {
             "ngram_max": fitted.config.ngram_max,
@@ -358,10 +619,20 @@ def export_model(fitted: Fitted) -> dict[str, Any]:
             "normalizer": "service.text.normalize",
         },
         "bias": fitted.bias,
-        "terms": fitted.terms,
-        "idf": [float(v) for v in fitted.idf],
-        "weights": [float(v) for v in fitted.weights],
+        "weight_scale": fitted.weight_scale,
+        "n_terms": len(fitted.terms),
+        "n_words": len(tables["words"]),
+        "vocab_file": VOCAB_FILE,
+        "arrays_file": ARRAYS_FILE,
     }
+    arrays = {
+        "unigram_column": tables["unigram_column"],
+        "bigram_keys": tables["bigram_keys"],
+        "bigram_columns": tables["bigram_columns"],
+        "idf_e4": idf_e4,
+        "weights": weights,
+    }
+    return ExportedModel(header=header, words=tables["words"], arrays=arrays)
 
 
 def data_fingerprint(paths: Sequence[pathlib.Path], stats: dict[str, int]) -> dict[str, Any]:
@@ -377,17 +648,17 @@ def _created_at() -> str:
     return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def write_artifact(
-    out: pathlib.Path,
-    model: dict[str, Any],
-    metadata: dict[str, Any],
-) -> ScamClassifier:
+def write_artifact(out: pathlib.Path, model: ExportedModel, metadata: dict[str, Any]) -> ScamClassifier:
+    """Write the artifact files, the model card and metadata.json (with every file's sha256); load it."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / MODEL_FILE).write_text(json.dumps(model, separators=(",", ":")) + "\n", encoding="utf-8")
+    (out / MODEL_FILE).write_text(json.dumps(model.header, indent=1) + "\n", encoding="utf-8")
+    (out / VOCAB_FILE).write_text("\n".join(model.words), encoding="utf-8")
+    np.savez(out / ARRAYS_FILE, allow_pickle=False, **model.arrays)
     from service.evaluate import render_model_card
 
     (out / CARD_FILE).write_text(render_model_card(metadata), encoding="utf-8")
-    metadata["files"] = {name: _sha256(out / name) for name in (MODEL_FILE, CARD_FILE)}
+    names = (MODEL_FILE, VOCAB_FILE, ARRAYS_FILE, CARD_FILE)
+    metadata["files"] = {name: _sha256(out / name) for name in names}
     (out / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
     return ScamClassifier.load(out)
 
@@ -415,9 +686,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-df", type=int, default=TrainConfig.min_df)
     parser.add_argument("--ngram-max", type=int, default=TrainConfig.ngram_max)
     parser.add_argument("--vocab-filter", choices=["wordfreq", "none"], default=TrainConfig.vocab_filter)
+    parser.add_argument("--background-docs", type=int, default=TrainConfig.background_docs)
+    parser.add_argument("--prune-to", type=int, default=TrainConfig.prune_to, help="0 = keep every term")
+    parser.add_argument("--weight-bits", type=int, choices=[0, 8, 16], default=TrainConfig.weight_bits)
     args = parser.parse_args(argv)
     config = TrainConfig(
-        c=args.c, min_df=args.min_df, ngram_max=args.ngram_max, vocab_filter=args.vocab_filter
+        c=args.c,
+        min_df=args.min_df,
+        ngram_max=args.ngram_max,
+        vocab_filter=args.vocab_filter,
+        background_docs=args.background_docs,
+        prune_to=args.prune_to,
+        weight_bits=args.weight_bits,
     )
 
     started = time.perf_counter()
@@ -434,14 +714,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     texts, labels, sources, stats = dedupe(examples)
     train_idx, val_idx, test_idx = split_indices(labels, sources, config)
     pick = lambda idx, seq: [seq[i] for i in idx]  # noqa: E731
-    fitted = fit(pick(train_idx, texts), pick(train_idx, labels), config)
+    background = background_texts(config)
+    fitted = fit(
+        pick(train_idx, texts) + background,
+        pick(train_idx, labels) + [0] * len(background),
+        config,
+        pick(train_idx, sources) + ["background"] * len(background),
+    )
     val_scores = fitted.sk_scores(pick(val_idx, texts))
-    threshold = best_f1_threshold(pick(val_idx, labels), val_scores)
+    threshold = choose_threshold(pick(val_idx, labels), val_scores, config)
     test_scores = fitted.sk_scores(pick(test_idx, texts))
     metrics: dict[str, Any] = {
         "validation": binary_metrics(pick(val_idx, labels), val_scores, threshold),
         "heldout_test": binary_metrics(pick(test_idx, labels), test_scores, threshold),
     }
+    # the issue's in-domain bar is on the Enron part of the held-out split
+    enron_rows = [k for k, i in enumerate(test_idx) if sources[i].startswith("enron_spam_6subsets/")]
+    if enron_rows:
+        metrics["heldout_test_enron"] = binary_metrics(
+            [labels[test_idx[k]] for k in enron_rows], test_scores[enron_rows], threshold
+        )
     metadata: dict[str, Any] = {
         "name": MODEL_NAME,
         "version": args.version,

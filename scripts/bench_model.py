@@ -1,0 +1,120 @@
+"""Benchmark the serving path of model artifact(s): load time and in-process latency per e-mail.
+
+    uv run python scripts/bench_model.py [--model service/model ...] [--calls 5000]
+
+Prints one JSON object per artifact: artifact size, load time (median and max of --loads fresh
+loads, checksums included), and the p50 / p99 / mean latency of `ScamClassifier.score` on typical
+~2 KB e-mails. The e-mails are real ones from ../shared/data (1.8-2.2 KB texts of both classes) when
+the data is there, else generated text of the same size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gc
+import gzip
+import json
+import pathlib
+import random
+import statistics
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from service.classifier import DEFAULT_MODEL_DIR, ScamClassifier
+
+DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def typical_emails(n: int, seed: int = 7) -> list[str]:
+    """~2 KB e-mails: real ones when the shared data is present, otherwise synthetic."""
+    rng = random.Random(seed)  # noqa: S311 - benchmark sampling, not crypto
+    texts: list[str] = []
+    source = DATA / "eval_nazario_phish_vs_spamassassin_easyham.csv.gz"
+    enron = DATA / "enron_spam_6subsets.csv.gz"
+    csv.field_size_limit(10**9)
+    for path in (source, enron):
+        if path.is_file():
+            with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
+                texts += [r["text"] for r in csv.DictReader(fh) if 1800 <= len(r["text"]) <= 2200]
+    if not texts:
+        words = [
+            "account",
+            "verify",
+            "please",
+            "meeting",
+            "tomorrow",
+            "report",
+            "click",
+            "here",
+            "free",
+            "offer",
+            "the",
+            "and",
+            "of",
+            "to",
+        ]
+        texts = [" ".join(rng.choice(words) for _ in range(330))[:2048] for _ in range(n)]
+    rng.shuffle(texts)
+    return texts[:n]
+
+
+def bench(model_dir: pathlib.Path, emails: list[str], calls: int, loads: int) -> dict[str, object]:
+    load_times = []
+    clf = None
+    for _ in range(loads):
+        gc.collect()
+        started = time.perf_counter()
+        clf = ScamClassifier.load(model_dir)
+        load_times.append(time.perf_counter() - started)
+    assert clf is not None
+    for text in emails[:200]:  # warm-up
+        clf.score(text)
+    latencies = []
+    gc.disable()
+    try:
+        for i in range(calls):
+            text = emails[i % len(emails)]
+            started = time.perf_counter_ns()
+            clf.score(text)
+            latencies.append(time.perf_counter_ns() - started)
+    finally:
+        gc.enable()
+    latencies.sort()
+    batch = emails[:256]
+    started = time.perf_counter()
+    clf.score_many(batch)
+    batch_seconds = time.perf_counter() - started
+    size = sum(p.stat().st_size for p in model_dir.iterdir() if p.is_file())
+    return {
+        "model": str(model_dir),
+        "version": clf.info.version,
+        "artifact_bytes": size,
+        "load_ms_median": round(statistics.median(load_times) * 1e3, 2),
+        "load_ms_max": round(max(load_times) * 1e3, 2),
+        "email_chars_mean": round(statistics.mean(len(e) for e in emails)),
+        "calls": calls,
+        "p50_ms": round(latencies[len(latencies) // 2] / 1e6, 4),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99)] / 1e6, 4),
+        "mean_ms": round(statistics.mean(latencies) / 1e6, 4),
+        "batch256_emails_per_s": round(len(batch) / batch_seconds),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--model", type=pathlib.Path, action="append", help="artifact dir (repeatable)")
+    parser.add_argument("--calls", type=int, default=5000)
+    parser.add_argument("--loads", type=int, default=5)
+    parser.add_argument("--emails", type=int, default=500)
+    args = parser.parse_args()
+    emails = typical_emails(args.emails)
+    for model_dir in args.model or [DEFAULT_MODEL_DIR]:
+        print(json.dumps(bench(model_dir, emails, args.calls, args.loads)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
