@@ -189,7 +189,8 @@ def run(corpus: Corpus, name: str, config: TrainConfig, quick: bool = False) -> 
             "name": name,
             "in_domain_f1": in_domain["f1"],
             "enron_test_f1": in_domain_enron["f1"],
-            **{f"eval_{k}": evaluation[k] for k in ("precision", "recall", "f1", "roc_auc")},
+            **{f"eval_{k}": evaluation[k] for k in ("precision", "recall", "f1")},
+            "eval_auc": evaluation["roc_auc"],
             "threshold": round(threshold, 3),
             "seconds": round(time.perf_counter() - started, 1),
         }

@@ -507,6 +507,7 @@ class Fitted:
     sk_model: Any
     weight_scale: float = 1.0
     quantised: np.ndarray | None = None
+    weight_bits: int = 0
 
     def sk_scores(self, normalized_texts: Sequence[str]) -> np.ndarray:
         x = self.sk_vectorizer.transform(normalized_texts)
@@ -586,6 +587,7 @@ def _quantise(fitted: Fitted, weight_bits: int) -> Fitted:
         levels = 2 ** (weight_bits - 1) - 1
         scale = float(np.max(np.abs(fitted.weights))) / levels or 1.0
         fitted.quantised = np.round(fitted.weights / scale).astype(np.int64)
+        fitted.weight_bits = weight_bits
         fitted.weight_scale = scale
         fitted.weights = fitted.quantised * scale
         fitted.sk_model.coef_[0] = fitted.weights
@@ -603,8 +605,10 @@ def export_model(fitted: Fitted) -> ExportedModel:
     """The serving artifact's model files for `fitted` (columns in the sklearn vectorizer's order)."""
     tables = build_tables(fitted.terms)
     if fitted.quantised is not None:
-        bits = fitted.config.weight_bits
+        bits = fitted.weight_bits
         weights = fitted.quantised.astype(np.int8 if bits <= 8 else np.int16 if bits <= 16 else np.int32)
+        if not np.array_equal(weights, fitted.quantised):
+            raise RuntimeError(f"quantised weights do not fit in {weights.dtype}")
     else:
         weights = fitted.weights.astype(np.float64)
     idf_e4 = np.round(fitted.idf * IDF_SCALE).astype(np.int32)
