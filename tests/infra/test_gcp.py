@@ -263,6 +263,8 @@ def test_environment_and_drain_fit_cloud_run(prod: Deployment) -> None:
     # Cloud Run sends SIGKILL 10 s after SIGTERM; the drain ends before that.
     assert int(env["SCAMGUARD_SHUTDOWN_GRACE_SECONDS"]) < 10
     assert env["SCAMGUARD_API_KEYS_FILE"] == "/secrets/api-keys/keys"
+    # Rate limits key on the client, not on Cloud Run's front end.
+    assert env["SCAMGUARD_FORWARDED_ALLOW_IPS"] == "*"
 
 
 def test_deletion_protection_only_in_prod(staging: Deployment, prod: Deployment) -> None:

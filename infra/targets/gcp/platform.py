@@ -126,6 +126,9 @@ class GcpPlatform(
     def service(self, image: ServiceImage, network: VpcNetwork, identity: ServiceIdentity) -> CloudRunService:
         settings, scaling = self.settings, self.settings.scaling
         environment = {k: v for k, v in settings.service.environment().items() if k not in RESERVED_ENV}
+        # Cloud Run's front end is the TCP peer of every request; trusting its X-Forwarded-For is
+        # what lets rate limiting key on the real client instead of one shared proxy address.
+        environment["SCAMGUARD_FORWARDED_ALLOW_IPS"] = "*"
         self._image = image
         self._service = CloudRunService(
             f"{self.prefix}-service",
