@@ -3,7 +3,9 @@
     uv run python scripts/bench_service.py [--duration 10] [--compare-stacks]
 
 Prints a Markdown table of requests/s and p50/p99 latency for the constant endpoint (/healthz, the
-ceiling), /v1/classify with one ~2 KB email, with a batch of 32, /v2/.../infer and /predict.
+ceiling: answered by the same request pipeline as the hot routes), a constant endpoint that goes
+through FastAPI's router (/v2/health/live), /v1/classify with one ~2 KB email, with a batch of 32,
+/v2/.../infer and /predict. `--stub-model` scores with a constant: the request path's own cost.
 Needs `wrk` (Debian package wrk). Rate limiting and API keys are off (their defaults).
 """
 
@@ -48,6 +50,16 @@ EMAIL = (
     "invitation once you confirm the time works for your team.\n\n"
     "Let me know if anything is unclear or if you need help chasing the documents.\n\n"
     "Best regards,\nDaniel Weber\nProcurement Operations\nPhone +49 30 1234 5678\n"
+)
+
+
+# --stub-model: the real artifact loads (same startup, same checks), but scoring returns a constant,
+# so the figures are the request path's own cost. A benchmark-only patch, not a service setting.
+STUB_MODEL_MAIN = (
+    "from service.classifier import ScamClassifier\n"
+    "ScamClassifier.score_many = lambda self, texts: [0.25] * len(texts)\n"
+    "from service.server import main\n"
+    "main()\n"
 )
 
 
@@ -128,7 +140,8 @@ def bench_stack(
         env.pop(key, None)
     if args.rate_limit:
         env["SCAMGUARD_RATE_LIMIT"] = args.rate_limit
-    server = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env)
+    command = ["-c", STUB_MODEL_MAIN] if args.stub_model else ["-m", "service"]
+    server = subprocess.Popen([sys.executable, *command], cwd=ROOT, env=env)  # noqa: S603 (fixed argv)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base)
@@ -146,6 +159,7 @@ def bench_stack(
         lua_post(plain, EMAIL, "text/plain")
         scenarios: list[tuple[str, str, pathlib.Path | None]] = [
             ("GET /healthz (constant, ceiling)", "/healthz", None),
+            ("GET /v2/health/live (constant, via FastAPI's router)", "/v2/health/live", None),
             ("POST /v1/classify (1 email)", "/v1/classify", single),
             ("POST /v1/classify (batch of 32)", "/v1/classify", batch),
             ("POST /v2/models/scam-classifier/infer (1)", "/v2/models/scam-classifier/infer", v2),
@@ -189,6 +203,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--model-dir", help="artifact to serve (default: the shipped service/model)")
     parser.add_argument("--rate-limit", help="also enable rate limiting, e.g. '1000000/second' (memory)")
+    parser.add_argument(
+        "--stub-model",
+        action="store_true",
+        help="score with a constant instead of the model: measures the request path alone",
+    )
     parser.add_argument(
         "--compare-stacks", action="store_true", help="also measure uvicorn's h11 + asyncio stack"
     )

@@ -1,12 +1,15 @@
 """The v1 API (`/v1/classify`, `/predict`) and the probes (`/healthz`, `/readyz`, `/metrics`).
 
-The hot endpoints read and validate the body themselves (pydantic-core's JSON parser, one pass) and
-return pre-serialised JSON: FastAPI's generic body and response handling costs more than the model.
-The OpenAPI document still describes every body and response (see `service.openapi`).
+The hot endpoints are handlers over (content type, body bytes, request id) that return pre-serialised
+JSON: the request pipeline (`service.middleware`) calls them without FastAPI's router, Request or
+response classes, which cost more than the model. They parse and validate the body in one pass
+(pydantic-core's JSON parser). FastAPI still registers them, so the OpenAPI document describes every
+body and response (see `create_app`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pydantic_core
@@ -17,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
 from service.errors import REQUEST_ID_KEY, ApiError, ErrorBody, validation_error
+from service.middleware import FastHandler, FastRoute
 from service.schemas import (
     NOT_BLANK,
     NOT_BLANK_RE,
@@ -26,7 +30,7 @@ from service.schemas import (
     Readiness,
     RequestModels,
 )
-from service.state import ServiceState
+from service.state import Prediction, ServiceState
 
 JSON = "application/json"
 M = TypeVar("M", bound=BaseModel)
@@ -52,10 +56,9 @@ def request_id(request: Request) -> str:
     return request.scope.get(REQUEST_ID_KEY, "")
 
 
-def check_content_type(request: Request, expected: str) -> None:
+def check_content_type(raw: str | None, expected: str) -> None:
     """415 unless the body is `expected` (a missing Content-Type is accepted as `expected`)."""
-    raw = request.headers.get("content-type")
-    if raw is None:
+    if raw is None or raw == expected:
         return
     media_type, _, params = raw.partition(";")
     media_type = media_type.strip().lower()
@@ -72,9 +75,7 @@ def check_content_type(request: Request, expected: str) -> None:
         )
 
 
-async def read_text_body(request: Request, expected_type: str) -> str:
-    check_content_type(request, expected_type)
-    body = await request.body()
+def decode_text(body: bytes) -> str:
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -106,10 +107,77 @@ def validate(model: type[M], data: Any) -> M:
         raise validation_error(exc, prefix=("body",)) from None
 
 
-def build_router(state: ServiceState, models: RequestModels) -> APIRouter:
-    router = APIRouter()
+def served_by(handler: FastHandler) -> Callable[[Request], Awaitable[Response]]:
+    """The FastAPI endpoint of a hot route: the same handler, fed from a starlette Request.
+
+    In the running service the request pipeline answers these routes before FastAPI's router;
+    FastAPI keeps them for the OpenAPI document (and serves them if the pipeline is not in front).
+    """
+
+    async def endpoint(request: Request) -> Response:
+        body = await request.body()
+        answer = await handler(request.headers.get("content-type"), body, request_id(request))
+        return Response(answer, media_type=JSON)
+
+    return endpoint
+
+
+def _classification(p: Prediction, model_json: str, rid: str) -> str:
+    return (
+        f'{{"label":"{p.label}","is_scam":{"true" if p.is_scam else "false"},"score":{p.score!r},'
+        f'"model":{model_json},"request_id":"{rid}"}}'
+    )
+
+
+def classify_handler(state: ServiceState, models: RequestModels) -> FastHandler:
     single_model = models.classify_single
     batch_model = models.classify_batch
+
+    async def classify(content_type: str | None, body: bytes, rid: str) -> bytes:
+        check_content_type(content_type, JSON)
+        data = parse_json(decode_text(body))
+        model_json = state.model_json
+        if isinstance(data, dict) and "texts" in data:
+            texts: list[str] = validate(batch_model, data).texts  # type: ignore[attr-defined]
+            predictions = await state.predict(texts, "classify")
+            results = ",".join(_classification(p, model_json, rid) for p in predictions)
+            return f'{{"results":[{results}],"model":{model_json},"request_id":"{rid}"}}'.encode()
+        text: str = validate(single_model, data).text  # type: ignore[attr-defined]
+        (p,) = await state.predict((text,), "classify")
+        return _classification(p, model_json, rid).encode()
+
+    return classify
+
+
+def predict_handler(state: ServiceState) -> FastHandler:
+    max_chars = state.settings.max_text_chars
+
+    async def predict(content_type: str | None, body: bytes, rid: str) -> bytes:
+        check_content_type(content_type, "text/plain")
+        text = decode_text(body)
+        if NOT_BLANK_RE.search(text) is None:
+            raise _invalid("text is empty; send the email text as the request body")
+        if len(text) > max_chars:
+            raise _invalid(f"text is longer than {max_chars} characters")
+        (p,) = await state.predict((text,), "predict")
+        return b"true" if p.is_scam else b"false"
+
+    return predict
+
+
+async def healthz_handler(content_type: str | None, body: bytes, rid: str) -> bytes:
+    return b'{"status":"ok"}'
+
+
+def build_router(
+    state: ServiceState, models: RequestModels
+) -> tuple[APIRouter, dict[tuple[str, str], FastRoute]]:
+    """The v1 routes and probes, and those of them the request pipeline answers directly."""
+    router = APIRouter()
+    classify_core = classify_handler(state, models)
+    predict_core = predict_handler(state)
+    classify_served = served_by(classify_core)
+    predict_served = served_by(predict_core)
 
     @router.post(
         "/v1/classify",
@@ -134,26 +202,7 @@ def build_router(state: ServiceState, models: RequestModels) -> APIRouter:
         },
     )
     async def classify(request: Request) -> Response:
-        data = parse_json(await read_text_body(request, JSON))
-        rid = request_id(request)
-        model_json = state.model_json
-        if isinstance(data, dict) and "texts" in data:
-            texts: list[str] = validate(batch_model, data).texts  # type: ignore[attr-defined]
-            predictions = await state.predict(texts, "classify")
-            results = ",".join(
-                f'{{"label":"{p.label}","is_scam":{"true" if p.is_scam else "false"},"score":{p.score!r},'
-                f'"model":{model_json},"request_id":"{rid}"}}'
-                for p in predictions
-            )
-            body = f'{{"results":[{results}],"model":{model_json},"request_id":"{rid}"}}'
-        else:
-            text: str = validate(single_model, data).text  # type: ignore[attr-defined]
-            (p,) = await state.predict((text,), "classify")
-            body = (
-                f'{{"label":"{p.label}","is_scam":{"true" if p.is_scam else "false"},"score":{p.score!r},'
-                f'"model":{model_json},"request_id":"{rid}"}}'
-            )
-        return Response(body, media_type=JSON)
+        return await classify_served(request)
 
     max_chars = state.settings.max_text_chars
 
@@ -180,19 +229,13 @@ def build_router(state: ServiceState, models: RequestModels) -> APIRouter:
         },
     )
     async def predict(request: Request) -> Response:
-        text = await read_text_body(request, "text/plain")
-        if NOT_BLANK_RE.search(text) is None:
-            raise _invalid("text is empty; send the email text as the request body")
-        if len(text) > max_chars:
-            raise _invalid(f"text is longer than {max_chars} characters")
-        (p,) = await state.predict((text,), "predict")
-        return Response(b"true" if p.is_scam else b"false", media_type=JSON)
+        return await predict_served(request)
 
     @router.get(
         "/healthz", tags=["probes"], summary="Liveness: the process serves HTTP", response_model=Health
     )
     async def healthz() -> Response:
-        return Response(b'{"status":"ok"}', media_type=JSON)
+        return Response(await healthz_handler(None, b"", ""), media_type=JSON)
 
     @router.get(
         "/readyz",
@@ -218,7 +261,12 @@ def build_router(state: ServiceState, models: RequestModels) -> APIRouter:
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
         return Response(encoder(REGISTRY), headers={"Content-Type": content_type})
 
-    return router
+    fast_routes = {
+        ("POST", "/v1/classify"): FastRoute(classify_core),
+        ("POST", "/predict"): FastRoute(predict_core),
+        ("GET", "/healthz"): FastRoute(healthz_handler, reads_body=False),
+    }
+    return router, fast_routes
 
 
 def readiness_check(state: ServiceState) -> None:

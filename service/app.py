@@ -8,17 +8,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from service import metrics
 from service.api import build_router
 from service.classifier import MODEL_NAME
-from service.errors import install_error_handlers
-from service.middleware import ApiKeyAuth, BodyLimitMiddleware, GuardMiddleware, RequestContextMiddleware
+from service.errors import INTERNAL_ERROR, REQUEST_ID_KEY, install_error_handlers
+from service.middleware import ApiKeyAuth, RequestPipeline
 from service.ratelimit import RateLimiter
 from service.schemas import build_request_models
 from service.settings import Settings, get_settings
@@ -54,7 +56,31 @@ def _paths(routes: list[BaseRoute]) -> set[str]:
     return {route.path for route in routes if isinstance(route, Route)}
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+class ScamguardApp(FastAPI):
+    """FastAPI with the request pipeline in front of its whole stack (see `service.middleware`).
+
+    The pipeline sits outside FastAPI's own middleware (server-error, exception handling, routing), so
+    the hot routes it answers pay for none of them; every other request continues into that stack.
+    """
+
+    pipeline: RequestPipeline
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self.pipeline(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def _fastapi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's last-resort 500 in the one JSON shape (the pipeline logs the error)."""
+    return INTERNAL_ERROR.to_response(request.scope.get(REQUEST_ID_KEY, ""))
+
+
+def create_app(settings: Settings | None = None) -> ScamguardApp:
     settings = settings or get_settings()
     state = ServiceState(settings)
     models = build_request_models(settings.max_text_chars, settings.max_batch_size)
@@ -79,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Reached after the server stopped taking requests (or the test client closed).
         state.start_draining()
 
-    app = FastAPI(
+    app = ScamguardApp(
         title="scamguard",
         version=version,
         summary="Classifies an email as scam/phishing or legitimate.",
@@ -91,23 +117,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = state
     app.state.limiter = limiter
     install_error_handlers(app)
-    v1_router = build_router(state, models)
-    v2_router = build_v2_router(state, models, version)
+    app.add_exception_handler(Exception, _internal_error)
+    v1_router, v1_fast = build_router(state, models)
+    v2_router, v2_fast = build_v2_router(state, models, version)
     app.include_router(v1_router)
     app.include_router(v2_router)
 
     routes = _paths([*app.routes, *v1_router.routes, *v2_router.routes])
-    app.add_middleware(
-        GuardMiddleware,
+    app.pipeline = RequestPipeline(
+        app._fastapi,
         state=state,
-        auth=auth,
-        limiter=limiter,
+        routes=routes,
         protected=routes - OPEN_PATHS,
         inference=INFERENCE_PATHS,
+        fast_routes={**v1_fast, **v2_fast},
+        auth=auth,
+        limiter=limiter,
+        max_body_bytes=settings.max_body_bytes,
         max_inflight=settings.max_inflight,
     )
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware, routes=routes)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:

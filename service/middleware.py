@@ -1,22 +1,29 @@
-"""Pure ASGI middleware (no BaseHTTPMiddleware: it costs a task and a stream per request).
+"""The request pipeline: one pure ASGI layer in front of FastAPI, and the direct dispatch of hot routes.
 
-Outermost first:
-- `RequestContextMiddleware`: request id (X-Request-ID in and out), request metrics, in-flight gauge,
-  turns any unexpected exception into the JSON 500 with an error log.
-- `BodyLimitMiddleware`: 413 when Content-Length is over the limit, or when a body without one
-  (chunked) grows past it while being read.
-- `GuardMiddleware`: on protected routes API-key auth (401), rate limiting (429), and for inference
-  routes readiness (503) and the bound on in-flight inferences (503 + Retry-After).
+Per HTTP request, in order:
+- request id (X-Request-ID in and out), request metrics and the in-flight gauge; any unexpected
+  exception becomes the JSON 500 with an error log;
+- 413 when Content-Length is over the limit, or when a body without one (chunked) grows past it;
+- on protected routes API-key auth (401) and rate limiting (429); for inference routes readiness (503)
+  and the bound on in-flight inferences (503 + Retry-After);
+- the hot routes (`FastRoute`: the inference POSTs and /healthz) are answered right here, with the
+  body read straight from the ASGI channel; everything else goes through FastAPI's own stack.
+
+One layer instead of three, and no FastAPI routing, Request object or response class on the hot
+routes: together they cost more per request than the HTTP server itself (scripts/bench_service.py
+--stub-model measures the request path alone). FastAPI still registers the hot routes, so the
+OpenAPI document describes them, and serves them when this pipeline is not in front.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import os
 import re
 import time
-import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,109 +37,35 @@ logger = logging.getLogger("scamguard")
 
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
+# Status recorded when the client went away before its body was read (nothing is answered).
+CLIENT_CLOSED_REQUEST = 499
+
+# (content type or None, body, request id) -> JSON response body. Raises ApiError.
+FastHandler = Callable[[str | None, bytes, str], Awaitable[bytes]]
 
 
-async def send_error(send: Send, error: ApiError, request_id: str) -> None:
-    """Answer with the JSON error directly from middleware (counted like the handler does)."""
+@dataclass(frozen=True)
+class FastRoute:
+    """A route answered by the pipeline itself (FastAPI keeps it for the OpenAPI document)."""
+
+    handler: FastHandler
+    reads_body: bool = True
+
+
+class ClientDisconnected(Exception):
+    """The client closed the connection before sending its whole body."""
+
+
+async def send_error(
+    send: Send, error: ApiError, request_id: str, extra_headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer with the JSON error directly from the pipeline (counted like the handler does)."""
     count_rejection(error)
     body = error.body(request_id)
-    await send(
-        {"type": "http.response.start", "status": error.status, "headers": error.raw_headers(len(body))}
-    )
+    headers = error.raw_headers(len(body))
+    headers.extend(extra_headers)
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value
-    return None
-
-
-class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, routes: Iterable[str]) -> None:
-        self.app = app
-        self.routes = frozenset(routes)
-        # prometheus children cached per label set: .labels() on every request is measurable.
-        self._counters: dict[tuple[str, str, int], Any] = {}
-        self._histograms: dict[tuple[str, str], Any] = {}
-
-    def _count(self, route: str, method: str, status: int, seconds: float) -> None:
-        counter = self._counters.get((route, method, status))
-        if counter is None:
-            counter = self._counters[(route, method, status)] = metrics.HTTP_REQUESTS.labels(
-                route, method, str(status)
-            )
-        histogram = self._histograms.get((route, method))
-        if histogram is None:
-            histogram = self._histograms[(route, method)] = metrics.HTTP_REQUEST_DURATION.labels(
-                route, method
-            )
-        counter.inc()
-        histogram.observe(seconds)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        incoming = _header(scope, b"x-request-id")
-        if incoming is not None and _VALID_REQUEST_ID.fullmatch(incoming):
-            request_id = incoming.decode("ascii")
-        else:
-            request_id = uuid.uuid4().hex
-        scope[REQUEST_ID_KEY] = request_id
-        request_id_header = (b"x-request-id", request_id.encode("ascii"))
-        status = 500
-        response_started = False
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status, response_started
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                response_started = True
-                message["headers"] = [*message.get("headers", ()), request_id_header]
-            await send(message)
-
-        metrics.HTTP_REQUESTS_IN_FLIGHT.inc()
-        try:
-            await self.app(scope, receive, send_with_id)
-        except Exception as exc:
-            if response_started:
-                logger.exception("error after the response started", extra={"request_id": request_id})
-                raise
-            if isinstance(exc, ApiError):
-                await send_error(send_with_id, exc, request_id)
-            else:
-                logger.error(
-                    "unhandled error",
-                    exc_info=exc,
-                    extra={"request_id": request_id, "path": scope["path"], "method": scope["method"]},
-                )
-                await send_error(send_with_id, INTERNAL_ERROR, request_id)
-        finally:
-            metrics.HTTP_REQUESTS_IN_FLIGHT.dec()
-            path = scope["path"]
-            route = path if path in self.routes else "unmatched"
-            method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
-            seconds = time.perf_counter() - started
-            self._count(route, method, status, seconds)
-            if status >= 500 and status != 503:
-                logger.error(
-                    "request failed",
-                    extra={"request_id": request_id, "route": route, "method": method, "status": status},
-                )
-            elif logger.isEnabledFor(logging.DEBUG):
-                logger.debug(
-                    "request",
-                    extra={
-                        "request_id": request_id,
-                        "route": route,
-                        "method": method,
-                        "status": status,
-                        "duration_seconds": round(seconds, 6),
-                    },
-                )
 
 
 def _payload_too_large(limit: int) -> ApiError:
@@ -142,39 +75,6 @@ def _payload_too_large(limit: int) -> ApiError:
         f"request body is larger than {limit} bytes; send fewer or shorter texts per request",
         reject_reason="payload_too_large",
     )
-
-
-class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
-        self.app = app
-        self.max_body_bytes = max_body_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self.max_body_bytes
-        length = _header(scope, b"content-length")
-        if length is not None:
-            # The server already rejects a malformed Content-Length, so this is a plain integer.
-            if int(length) > limit:
-                await send_error(send, _payload_too_large(limit), scope.get(REQUEST_ID_KEY, ""))
-                return
-            await self.app(scope, receive, send)
-            return
-        received = 0
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    # Raised inside the endpoint's body read: the error handler answers 413.
-                    raise _payload_too_large(limit)
-            return message
-
-        await self.app(scope, counting_receive, send)
 
 
 class ApiKeyAuth:
@@ -188,11 +88,9 @@ class ApiKeyAuth:
         return bool(self._keys)
 
     @staticmethod
-    def presented_key(scope: Scope) -> bytes | None:
-        key = _header(scope, b"x-api-key")
-        if key is not None:
-            return key.strip()
-        authorization = _header(scope, b"authorization")
+    def presented_key(x_api_key: bytes | None, authorization: bytes | None) -> bytes | None:
+        if x_api_key is not None:
+            return x_api_key.strip()
         if authorization is not None:
             scheme, _, credentials = authorization.strip().partition(b" ")
             if scheme.lower() == b"bearer" and credentials.strip():
@@ -222,91 +120,255 @@ class ApiKeyAuth:
             )
 
 
-class GuardMiddleware:
+class RequestPipeline:
+    """The service's only middleware; `app` is FastAPI's own stack (every non-hot request)."""
+
     def __init__(
         self,
         app: ASGIApp,
         *,
         state: ServiceState,
-        auth: ApiKeyAuth,
-        limiter: RateLimiter | None,
+        routes: Iterable[str],
         protected: Iterable[str],
         inference: Iterable[str],
+        fast_routes: Mapping[tuple[str, str], FastRoute],
+        auth: ApiKeyAuth,
+        limiter: RateLimiter | None,
+        max_body_bytes: int,
         max_inflight: int,
     ) -> None:
         self.app = app
         self.state = state
-        self.auth = auth
-        self.limiter = limiter
+        self.routes = frozenset(routes)
         self.protected = frozenset(protected)
         self.inference = frozenset(inference)
+        self.fast_routes = dict(fast_routes)
+        self.auth = auth
+        self.limiter = limiter
+        self.max_body_bytes = max_body_bytes
         self.max_inflight = max_inflight
         self.inflight = 0
+        # prometheus children cached per label set: .labels() on every request is measurable.
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._histograms: dict[tuple[str, str], Any] = {}
+        self._requests_in_flight = metrics.HTTP_REQUESTS_IN_FLIGHT
+        self._inferences_in_flight = metrics.INFERENCES_IN_FLIGHT
+
+    def _count(self, path: str, method: str, status: int, seconds: float) -> None:
+        counter = self._counters.get((path, method, status))
+        histogram = self._histograms.get((path, method))
+        if counter is None or histogram is None:
+            route = path if path in self.routes else "unmatched"
+            label_method = method if method in _KNOWN_METHODS else "OTHER"
+            counter = metrics.HTTP_REQUESTS.labels(route, label_method, str(status))
+            histogram = metrics.HTTP_REQUEST_DURATION.labels(route, label_method)
+            # Cache by raw path only for known routes: unknown paths are unbounded.
+            if route != "unmatched" and label_method != "OTHER":
+                self._counters[(path, method, status)] = counter
+                self._histograms[(path, method)] = histogram
+        counter.inc()
+        histogram.observe(seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.protected:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = scope.get(REQUEST_ID_KEY, "")
-        key: bytes | None = None
-        if self.auth.enabled:
-            key = self.auth.presented_key(scope)
-            try:
-                self.auth.verify(key)
-            except ApiError as error:
-                await send_error(send, error, request_id)
-                return
-        if self.limiter is not None:
-            client = scope.get("client")
-            decision = await self.limiter.check(self.limiter.identity(key, client[0] if client else None))
-            if not decision.allowed:
-                error = ApiError(
-                    429,
-                    "rate_limited",
-                    f"rate limit exceeded; retry after {decision.retry_after} s",
-                    headers={"Retry-After": str(decision.retry_after)},
-                    reject_reason="rate_limited",
+        started = time.perf_counter()
+        # One pass over the headers for everything the pipeline needs (names arrive lowercased).
+        incoming_id = content_length = content_type = x_api_key = authorization = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                content_length = value
+            elif name == b"x-request-id":
+                incoming_id = value
+            elif name == b"x-api-key":
+                x_api_key = value
+            elif name == b"authorization":
+                authorization = value
+        if incoming_id is not None and _VALID_REQUEST_ID.fullmatch(incoming_id):
+            request_id_bytes = incoming_id
+        else:
+            request_id_bytes = os.urandom(16).hex().encode()
+        request_id = request_id_bytes.decode("ascii")
+        scope[REQUEST_ID_KEY] = request_id
+        path: str = scope["path"]
+        method: str = scope["method"]
+        # Response headers this pipeline adds to whatever answers: the request id, rate-limit state.
+        extra_headers: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id_bytes)]
+        status = 500
+        response_started = response_complete = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal status, response_started, response_complete
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                message["headers"] = [*message.get("headers", ()), *extra_headers]
+            elif not message.get("more_body", False):
+                response_complete = True
+            await send(message)
+
+        inference_admitted = False
+        self._requests_in_flight.inc()
+        try:
+            limit = self.max_body_bytes
+            if content_length is not None and int(content_length) > limit:
+                # The server already rejects a malformed Content-Length, so it is a plain integer.
+                raise _payload_too_large(limit)
+            if path in self.protected:
+                key: bytes | None = None
+                if self.auth.enabled:
+                    key = self.auth.presented_key(x_api_key, authorization)
+                    self.auth.verify(key)
+                if self.limiter is not None:
+                    await self._rate_limit(scope, key, extra_headers)
+                if method == "POST" and path in self.inference:
+                    self._admit_inference()
+                    inference_admitted = True
+                    self.inflight += 1
+                    self._inferences_in_flight.inc()
+            route = self.fast_routes.get((method, path))
+            if route is not None:
+                body = b""
+                if route.reads_body:
+                    body = await _read_body(receive, limit, content_length is None)
+                answer = await route.handler(
+                    None if content_type is None else content_type.decode("latin-1"), body, request_id
                 )
-                await send_error(_with_headers(send, decision.headers), error, request_id)
+                status = 200
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(answer)).encode()),
+                            *extra_headers,
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": answer})
                 return
-            if decision.headers:
-                send = _with_headers(send, decision.headers)
-        if scope["method"] != "POST" or scope["path"] not in self.inference:
-            await self.app(scope, receive, send)
-            return
+            if content_length is None and scope["method"] not in ("GET", "HEAD"):
+                receive = _limited_receive(receive, limit)
+            await self.app(scope, receive, send_tracked)
+        except ClientDisconnected:
+            status = CLIENT_CLOSED_REQUEST
+        except Exception as exc:
+            if response_started:
+                if response_complete:
+                    # FastAPI's outermost handler already answered the JSON 500; it re-raises for logging.
+                    logger.error(
+                        "unhandled error",
+                        exc_info=exc,
+                        extra={"request_id": request_id, "path": path, "method": method},
+                    )
+                    return
+                logger.exception("error after the response started", extra={"request_id": request_id})
+                raise
+            if isinstance(exc, ApiError):
+                status = exc.status
+                await send_error(send, exc, request_id, extra_headers)
+            else:
+                logger.error(
+                    "unhandled error",
+                    exc_info=exc,
+                    extra={"request_id": request_id, "path": path, "method": method},
+                )
+                status = 500
+                await send_error(send, INTERNAL_ERROR, request_id, extra_headers)
+        finally:
+            if inference_admitted:
+                self.inflight -= 1
+                self._inferences_in_flight.dec()
+            self._requests_in_flight.dec()
+            seconds = time.perf_counter() - started
+            self._count(path, method, status, seconds)
+            if status >= 500 and status != 503:
+                logger.error(
+                    "request failed",
+                    extra={"request_id": request_id, "path": path, "method": method, "status": status},
+                )
+            elif logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "request",
+                    extra={
+                        "request_id": request_id,
+                        "path": path,
+                        "method": method,
+                        "status": status,
+                        "duration_seconds": round(seconds, 6),
+                    },
+                )
+
+    async def _rate_limit(
+        self, scope: Scope, key: bytes | None, extra_headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        assert self.limiter is not None
+        client = scope.get("client")
+        decision = await self.limiter.check(self.limiter.identity(key, client[0] if client else None))
+        extra_headers.extend(decision.headers)
+        if not decision.allowed:
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"rate limit exceeded; retry after {decision.retry_after} s",
+                headers={"Retry-After": str(decision.retry_after)},
+                reject_reason="rate_limited",
+            )
+
+    def _admit_inference(self) -> None:
+        """503 without a model, or when the bound on in-flight inferences is reached."""
         if self.state.classifier is None:
-            await send_error(send, self.state_error(), request_id)
-            return
+            self.state.require_model()
         if self.inflight >= self.max_inflight:
-            error = ApiError(
+            raise ApiError(
                 503,
                 "overloaded",
                 f"server is at its limit of {self.max_inflight} concurrent inferences; retry shortly",
                 headers={"Retry-After": "1"},
                 reject_reason="overloaded",
             )
-            await send_error(send, error, request_id)
-            return
-        self.inflight += 1
-        metrics.INFERENCES_IN_FLIGHT.inc()
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.inflight -= 1
-            metrics.INFERENCES_IN_FLIGHT.dec()
-
-    def state_error(self) -> ApiError:
-        try:
-            self.state.require_model()
-        except ApiError as error:
-            return error
-        raise AssertionError("state_error() called with a loaded model")
 
 
-def _with_headers(send: Send, headers: tuple[tuple[bytes, bytes], ...]) -> Send:
-    async def send_with_headers(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", ()), *headers]
-        await send(message)
+async def _read_body(receive: Receive, limit: int, count: bool) -> bytes:
+    """The whole request body; 413 as soon as a body without Content-Length passes `limit`."""
+    message = await receive()
+    if message["type"] != "http.request":
+        raise ClientDisconnected
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        if count and len(body) > limit:
+            raise _payload_too_large(limit)
+        return body
+    chunks = [body]
+    received = len(body)
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnected
+        chunk: bytes = message.get("body", b"")
+        received += len(chunk)
+        if count and received > limit:
+            raise _payload_too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
-    return send_with_headers
+
+def _limited_receive(receive: Receive, limit: int) -> Receive:
+    received = 0
+
+    async def counting_receive() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                # Raised inside the endpoint's body read: the error handler answers 413.
+                raise _payload_too_large(limit)
+        return message
+
+    return counting_receive

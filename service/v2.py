@@ -19,15 +19,17 @@ from service.api import (
     INFERENCE_ERRORS,
     JSON,
     ErrorBody,
+    check_content_type,
+    decode_text,
     error_responses,
     parse_json,
-    read_text_body,
     readiness_check,
-    request_id,
+    served_by,
     validate,
 )
 from service.classifier import MODEL_NAME
 from service.errors import ApiError
+from service.middleware import FastHandler, FastRoute
 from service.schemas import (
     RequestModels,
     V2InferenceResponse,
@@ -63,9 +65,57 @@ def _metadata_body(state: ServiceState) -> bytes:
     ).encode()
 
 
-def build_v2_router(state: ServiceState, models: RequestModels, server_version: str) -> APIRouter:
-    router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
+def infer_handler(state: ServiceState, models: RequestModels) -> FastHandler:
     infer_model = models.v2_infer
+
+    async def infer(content_type: str | None, body: bytes, rid: str) -> bytes:
+        check_content_type(content_type, JSON)
+        payload = validate(infer_model, parse_json(decode_text(body)))
+        tensor = payload.inputs[0]  # type: ignore[attr-defined]
+        texts: list[str] = tensor.data
+        shape: list[int] = tensor.shape
+        n = len(texts)
+        if shape[0] != n or math.prod(shape) != n:
+            raise ApiError(
+                422,
+                "invalid_request",
+                f"input {tensor.name!r}: shape {shape} does not match its {n} data elements; use shape [{n}]",
+                details=[
+                    {
+                        "loc": ["body", "inputs", 0, "shape"],
+                        "msg": "shape does not match data",
+                        "type": "value_error",
+                    }
+                ],
+                reject_reason="invalid_request",
+            )
+        predictions = await state.predict(texts, "v2_infer")
+        wanted = {out.name for out in payload.outputs} if payload.outputs else {"label", "score"}  # type: ignore[attr-defined]
+        outputs = []
+        if "label" in wanted:
+            labels = ",".join('"scam"' if p.is_scam else '"legitimate"' for p in predictions)
+            outputs.append(f'{{"name":"label","datatype":"BYTES","shape":[{n}],"data":[{labels}]}}')
+        if "score" in wanted:
+            scores = ",".join(repr(p.score) for p in predictions)
+            outputs.append(f'{{"name":"score","datatype":"FP32","shape":[{n}],"data":[{scores}]}}')
+        classifier = state.require_model()
+        request_id = payload.id if payload.id is not None else rid  # type: ignore[attr-defined]
+        # Built by hand (one small string) like the v1 answers; only the client's id needs escaping.
+        return (
+            f'{{"model_name":"{MODEL_NAME}","model_version":{json.dumps(classifier.info.version)},'
+            f'"id":{json.dumps(request_id)},"outputs":[{",".join(outputs)}]}}'
+        ).encode()
+
+    return infer
+
+
+def build_v2_router(
+    state: ServiceState, models: RequestModels, server_version: str
+) -> tuple[APIRouter, dict[tuple[str, str], FastRoute]]:
+    """The v2 routes, and the one the request pipeline answers directly (infer)."""
+    router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
+    infer_core = infer_handler(state, models)
+    infer_served = served_by(infer_core)
     server_metadata = json.dumps(
         {"name": SERVER_NAME, "version": server_version, "extensions": []}, separators=(",", ":")
     ).encode()
@@ -114,43 +164,6 @@ def build_v2_router(state: ServiceState, models: RequestModels, server_version: 
         },
     )
     async def infer(request: Request) -> Response:
-        payload = validate(infer_model, parse_json(await read_text_body(request, JSON)))
-        tensor = payload.inputs[0]  # type: ignore[attr-defined]
-        texts: list[str] = tensor.data
-        shape: list[int] = tensor.shape
-        n = len(texts)
-        if shape[0] != n or math.prod(shape) != n:
-            raise ApiError(
-                422,
-                "invalid_request",
-                f"input {tensor.name!r}: shape {shape} does not match its {n} data elements; use shape [{n}]",
-                details=[
-                    {
-                        "loc": ["body", "inputs", 0, "shape"],
-                        "msg": "shape does not match data",
-                        "type": "value_error",
-                    }
-                ],
-                reject_reason="invalid_request",
-            )
-        predictions = await state.predict(texts, "v2_infer")
-        wanted = {out.name for out in payload.outputs} if payload.outputs else {"label", "score"}  # type: ignore[attr-defined]
-        outputs = []
-        if "label" in wanted:
-            outputs.append(
-                {"name": "label", "datatype": "BYTES", "shape": [n], "data": [p.label for p in predictions]}
-            )
-        if "score" in wanted:
-            outputs.append(
-                {"name": "score", "datatype": "FP32", "shape": [n], "data": [p.score for p in predictions]}
-            )
-        classifier = state.require_model()
-        body = {
-            "model_name": MODEL_NAME,
-            "model_version": classifier.info.version,
-            "id": payload.id if payload.id is not None else request_id(request),  # type: ignore[attr-defined]
-            "outputs": outputs,
-        }
-        return Response(json.dumps(body, separators=(",", ":")), media_type=JSON)
+        return await infer_served(request)
 
-    return router
+    return router, {("POST", f"{MODEL_PATH}/infer"): FastRoute(infer_core)}

@@ -459,3 +459,66 @@ def test_openapi_documents_limits_and_errors(make_client: ClientFactory) -> None
     assert components["ClassifyBatchRequest"]["properties"]["texts"]["maxItems"] == 7
     classify = schema["paths"]["/v1/classify"]["post"]
     assert {"200", "400", "401", "413", "415", "422", "429", "503"} <= set(classify["responses"])
+
+
+# --- unexpected errors and the FastAPI path of the hot routes ------------------------------------------
+
+
+def test_unexpected_error_is_json_500_with_request_id(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = client.app.state.service  # type: ignore[attr-defined]
+
+    def broken(texts: object) -> list[float]:
+        raise RuntimeError("bug in the model")
+
+    monkeypatch.setattr(state.classifier, "score_many", broken)
+    before = metric("scamguard_http_requests_total", route="/v1/classify", method="POST", status="500")
+    with caplog.at_level(logging.ERROR, logger="scamguard"):
+        # A hot route (answered by the request pipeline) ...
+        body = assert_error(client.post("/v1/classify", json={"text": HAM_TEXT}), 500, "internal_error")
+        assert "bug in the model" not in json.dumps(body)  # no internals in the answer
+        # ... and a route FastAPI serves.
+        monkeypatch.setattr(state, "require_model", broken)
+        assert_error(client.get("/readyz"), 500, "internal_error")
+    assert metric("scamguard_http_requests_total", route="/v1/classify", method="POST", status="500") == (
+        before + 1
+    )
+    errors = [r for r in caplog.records if r.getMessage() == "unhandled error"]
+    assert len(errors) == 2
+    assert all(r.exc_info for r in errors)
+
+
+def test_hot_routes_answer_the_same_through_fastapi(client: TestClient) -> None:
+    """The request pipeline answers the hot routes itself; FastAPI's registered endpoints (what the
+    OpenAPI document describes) must give the same answers when reached without the pipeline."""
+    app = client.app
+    with TestClient(app._fastapi, raise_server_exceptions=False) as bare:  # type: ignore[attr-defined]
+        for path, kwargs in [
+            ("/v1/classify", {"json": {"text": SCAM_TEXT}}),
+            ("/v1/classify", {"json": {"texts": [SCAM_TEXT, HAM_TEXT]}}),
+            ("/predict", {"content": HAM_TEXT.encode(), "headers": {"Content-Type": "text/plain"}}),
+            (
+                "/v2/models/scam-classifier/infer",
+                {
+                    "json": {
+                        "id": "1",
+                        "inputs": [{"name": "t", "shape": [1], "datatype": "BYTES", "data": ["x"]}],
+                    }
+                },
+            ),
+        ]:
+            fast = client.post(path, **kwargs)
+            slow = bare.post(path, **kwargs)
+            assert fast.status_code == slow.status_code == 200, (path, slow.text)
+            fast_body, slow_body = fast.json(), slow.json()
+            if isinstance(fast_body, dict):
+                for body in (fast_body, slow_body):
+                    body.pop("request_id", None)
+                    for result in body.get("results", []):
+                        result.pop("request_id")
+            assert fast_body == slow_body, path
+        assert bare.get("/healthz").json() == client.get("/healthz").json()
+        invalid = bare.post("/v1/classify", json={"text": ""})
+        assert invalid.status_code == 422
+        assert invalid.json()["code"] == "invalid_request"
