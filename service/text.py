@@ -7,7 +7,9 @@ replaces URLs, e-mail addresses, money amounts, phone numbers and other numbers 
 tokens so that it learns "contains a link" rather than the particular links of one corpus.
 
 Everything here is pure Python + `re` (no third-party imports): it runs in the serving image and
-must stay fast (a 2 KB e-mail normalises in well under 0.1 ms).
+must stay fast. `normalize_reference` is the definition in the order a reader expects (tokenise,
+addresses, links, numbers); `normalize` is the serving path that must return exactly the same string
+(tested on every corpus text and on generated text) with a per-word memo and fewer regex passes.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import html
 import re
 import unicodedata
 
-__all__ = ["PLACEHOLDERS", "normalize", "tokens"]
+__all__ = ["PLACEHOLDERS", "normalize", "normalize_reference", "tokens"]
 
 # Placeholder words (not secrets; ruff's S105 is fooled by the name "TOKEN").
 URL_TOKEN = "urltoken"  # noqa: S105
@@ -77,16 +79,80 @@ def _to_ascii(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
 
 
+class _WordTokens(dict[str, str]):
+    """Memo: one whitespace-delimited word of lower-cased ASCII text -> its tokens with every digit
+    run already replaced by the number placeholder ("128bits," -> "numtoken bits ,").
+
+    Tokens never span whitespace, so tokenising word by word equals tokenising the whole text, and
+    mail is Zipfian: nearly every word of a new e-mail has been seen before, so the regex runs only
+    on new words. Bounded: it is emptied when full (hostile input cannot grow it without limit; it
+    refills with the common words within a few e-mails). Thread-safe: a race only recomputes a value.
+    """
+
+    __slots__ = ()
+    MAX_WORDS = 50_000
+    MAX_WORD_CHARS = 64
+
+    def __missing__(self, word: str) -> str:
+        value = _DIGITS.sub(NUMBER_TOKEN, " ".join(_TOKEN.findall(word)))
+        if len(word) <= self.MAX_WORD_CHARS:
+            if len(self) >= self.MAX_WORDS:
+                self.clear()
+            self[word] = value
+        return value
+
+
+_WORD_TOKENS = _WordTokens()
+# With digits replaced before the address pattern runs, "@ 123" would no longer be taken for an
+# e-mail domain (the pattern refuses to start at a placeholder): such texts take the reference order.
+_AT_DIGIT = re.compile(r"@[\s@]*[0-9]")
+
+
 def normalize(text: str) -> str:
     """Return the canonical, space-separated token stream of an e-mail (or SMS).
 
     Identical for training and serving; idempotent (normalize(normalize(x)) == normalize(x)).
     """
+    text = _prepare(text)
+    if "@" in text and _AT_DIGIT.search(text):
+        return _normalize_tokens_reference(text)
+    # Fast path, same output as the reference order (tested on every corpus text): digit runs are
+    # replaced while tokenising (memoised per word), which the link patterns cannot tell apart
+    # because they match digit runs and "numtoken" alike.
+    text = _PUNCT_RUN.sub(r"\1", " ".join(map(_WORD_TOKENS.__getitem__, text.split())))
+    if "@" in text:
+        text = _EMAIL.sub(EMAIL_TOKEN, text)
+    if ": /" in text:
+        text = _URL_SCHEME.sub(URL_TOKEN, text)
+    if "www" in text:
+        text = _URL_WWW.sub(URL_TOKEN, text)
+    return _numbers(text)
+
+
+def _prepare(text: str) -> str:
+    """HTML, entities, ASCII folding and lower case: everything before tokenisation."""
     if "<" in text and _HTML_HINT.search(text):
         text = _strip_html(text)
     if "&" in text:
         text = html.unescape(text)
-    text = _to_ascii(text).lower()
+    return _to_ascii(text).lower()
+
+
+def _numbers(text: str) -> str:
+    """Number groups, money amounts and phone numbers, once digit runs are placeholders."""
+    if "numtoken" in text:
+        if "numtoken , numtoken" in text or "numtoken . numtoken" in text:
+            text = _NUMBER_GROUP.sub(NUMBER_TOKEN, text)
+        if "$" in text:
+            text = _MONEY_SYMBOL.sub(MONEY_TOKEN, text)
+        # (five substring guards cost more than this one literal-prefixed pass)
+        text = _MONEY_WORD.sub(MONEY_TOKEN, text)
+        text = _PHONE.sub(PHONE_TOKEN, text)
+    return text
+
+
+def _normalize_tokens_reference(text: str) -> str:
+    """The reference order on prepared text: tokenise, addresses and links, then numbers."""
     text = _PUNCT_RUN.sub(r"\1", " ".join(_TOKEN.findall(text)))
     if "@" in text:
         text = _EMAIL.sub(EMAIL_TOKEN, text)
@@ -94,16 +160,12 @@ def normalize(text: str) -> str:
         text = _URL_SCHEME.sub(URL_TOKEN, text)
     if "www" in text:
         text = _URL_WWW.sub(URL_TOKEN, text)
-    text = _DIGITS.sub(NUMBER_TOKEN, text)
-    if "numtoken" in text:
-        if "numtoken , numtoken" in text or "numtoken . numtoken" in text:
-            text = _NUMBER_GROUP.sub(NUMBER_TOKEN, text)
-        if "$" in text:
-            text = _MONEY_SYMBOL.sub(MONEY_TOKEN, text)
-        if "usd" in text or "dollar" in text or "eur" in text or "gbp" in text or "pound" in text:
-            text = _MONEY_WORD.sub(MONEY_TOKEN, text)
-        text = _PHONE.sub(PHONE_TOKEN, text)
-    return text
+    return _numbers(_DIGITS.sub(NUMBER_TOKEN, text))
+
+
+def normalize_reference(text: str) -> str:
+    """`normalize` without the fast path (the definition it must equal; used by the tests)."""
+    return _normalize_tokens_reference(_prepare(text))
 
 
 def tokens(normalized: str) -> list[str]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.text import normalize, tokens
+import service.text as text_module
+from service.text import normalize, normalize_reference, tokens
 
 
 @pytest.mark.parametrize(
@@ -62,3 +65,47 @@ def test_normalize_is_idempotent_and_never_fails(text: str) -> None:
     assert normalize(once) == once
     assert once == once.strip()
     assert "  " not in once
+
+
+# The serving path (`normalize`) takes shortcuts: a per-word memo that replaces digit runs while
+# tokenising, and fewer regex passes. It must equal the reference definition byte for byte.
+_TRICKY_PIECES = (
+    *("@", " @ ", "@@", "1", "23", " 4", "x1y", "128bits,", ".", ",", "-", "--", "/", "//", ":", "://"),
+    *(" : / ", "http", "https", "ftp", "www", "www.", "com", "$", "usd", "euros", "numtoken"),
+    *("urltoken", "emailtoken", " ", "\n", "\t", "\x1c", "\xa0", "a", "bc", "(", ")", "!", "!!", "_"),
+    *("=", "?", "&", "&amp;", "%", "#", "\u00e9", "\u00a3", "<b>", "<a href='http://x.y/1'>", "</a>"),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from(_TRICKY_PIECES), max_size=30).map("".join))
+def test_serving_normalize_equals_the_reference_on_tricky_text(text: str) -> None:
+    assert normalize(text) == normalize_reference(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=300))
+def test_serving_normalize_equals_the_reference_on_any_text(text: str) -> None:
+    assert normalize(text) == normalize_reference(text)
+
+
+def test_serving_normalize_equals_the_reference_on_every_corpus_text(data_dir: pathlib.Path) -> None:
+    from service.evaluate import load_eval_examples
+    from service.train import read_examples
+
+    texts = [e.text for e in read_examples(data_dir / "enron_spam_6subsets.csv.gz", for_training=True)]
+    texts += [e.text for e in read_examples(data_dir / "sms_spam_collection_5572.csv", for_training=True)]
+    eval_path = data_dir / "eval_nazario_phish_vs_spamassassin_easyham.csv.gz"
+    texts += [e.text for e in load_eval_examples(eval_path, all_rows=True)]
+    differing = [t[:120] for t in texts if normalize(t) != normalize_reference(t)]
+    assert not differing, differing[:3]
+
+
+def test_word_memo_is_bounded() -> None:
+    memo = text_module._WORD_TOKENS
+    for i in range(memo.MAX_WORDS + 10):
+        memo[f"w{i}x"]  # the lookup fills the memo
+    assert len(memo) <= memo.MAX_WORDS
+    assert memo["x" * (memo.MAX_WORD_CHARS + 1)] == "x" * (memo.MAX_WORD_CHARS + 1)
+    assert "x" * (memo.MAX_WORD_CHARS + 1) not in memo
+    assert normalize("Call 555-123-4567 now") == normalize_reference("Call 555-123-4567 now")
