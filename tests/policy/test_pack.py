@@ -182,3 +182,15 @@ def _snake(name: str) -> str:
 
 def test_pulumi_runtime_is_left_clean() -> None:
     assert pulumi.Config("scamguard").get("public") is None
+
+
+def test_preview_and_up_workflows_run_the_pack() -> None:
+    workflows = REPO_ROOT / ".github" / "workflows"
+    workflow = yaml.safe_load((workflows / "_pulumi.yml").read_text(encoding="utf-8"))
+    steps = [s for job in workflow["jobs"].values() for s in job["steps"]]
+    [action] = [s for s in steps if str(s.get("uses", "")).startswith("pulumi/actions@")]
+    assert action["with"]["policyPacks"] == "${{ inputs.command != 'destroy' && 'policy' || '' }}"
+    for caller, command in (("preview.yml", "preview"), ("deploy.yml", "up")):
+        text = (workflows / caller).read_text(encoding="utf-8")
+        assert "_pulumi.yml" in text
+        assert f"command: {command}" in text
