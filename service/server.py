@@ -11,8 +11,10 @@ import logging
 import math
 import signal
 from types import FrameType
+from typing import cast
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from service.app import create_app
 from service.logs import logging_config
@@ -48,6 +50,52 @@ class DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+class _CoalescingTransport:
+    """A transport whose writes go out once per event-loop iteration, joined into one send.
+
+    uvicorn writes a response's status line and headers, then its body, each with its own send(2)
+    on loopback/TCP: two syscalls per small response, about half the CPU of a constant endpoint
+    (py-spy under wrk). Joined, a small response is one send. Everything else is the real transport.
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._pending is None:
+            self._pending = [bytes(data)]
+            self._loop.call_soon(self._flush)
+        else:
+            self._pending.append(bytes(data))
+
+    def _flush(self) -> None:
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            if not self._transport.is_closing():
+                self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def close(self) -> None:
+        self._flush()  # what was written before close() still goes out, as with a plain transport
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._pending = None
+        self._transport.abort()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._transport, name)
+
+
+class CoalescingHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol over `_CoalescingTransport`."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(cast(asyncio.Transport, _CoalescingTransport(transport, self.loop)))
+
+
 def _ignore_signal(signum: int, frame: FrameType | None) -> None:
     """Stands in for the default action when uvicorn re-raises the signal after a clean drain."""
 
@@ -59,7 +107,7 @@ def build_server(settings: Settings) -> DrainingServer:
         app,
         host=settings.host,
         port=settings.port,
-        http=settings.http_impl,
+        http=CoalescingHttpToolsProtocol if settings.http_impl == "httptools" else settings.http_impl,
         loop=settings.loop_impl,
         lifespan="on",
         access_log=False,

@@ -186,3 +186,58 @@ def test_broken_artifact_keeps_process_up(start_server, tmp_path: pathlib.Path) 
     assert any(e["level"] == "ERROR" and "model load failed" in e["message"] for e in server.logs())
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(timeout=10) == 0
+
+
+def _read_responses(sock, count: int) -> list[tuple[int, dict[str, str], bytes]]:  # type: ignore[no-untyped-def]
+    """Read `count` HTTP/1.1 responses from a raw socket."""
+    buffer = b""
+    responses = []
+    sock.settimeout(5)
+    while len(responses) < count:
+        while b"\r\n\r\n" not in buffer:
+            chunk = sock.recv(65536)
+            assert chunk, f"connection closed after {len(responses)} responses"
+            buffer += chunk
+        head, buffer = buffer.split(b"\r\n\r\n", 1)
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in header_lines)}
+        length = int(headers["content-length"])  # every answer of this API has one
+        while len(buffer) < length:
+            chunk = sock.recv(65536)
+            assert chunk
+            buffer += chunk
+        body, buffer = buffer[:length], buffer[length:]
+        responses.append((int(status_line.split()[1]), headers, body))
+    return responses
+
+
+def test_responses_on_the_wire(start_server) -> None:
+    """The server joins each response's writes into one send: pipelined requests, big answers,
+    errors and Connection: close must still arrive whole and in order."""
+    import socket
+
+    server = start_server()
+    classify = json.dumps({"text": HAM_TEXT}).encode()
+    requests = [
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Request-ID: first\r\n\r\n",
+        b"POST /v1/classify HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(classify)}\r\n\r\n".encode()
+        + classify,
+        b"GET /openapi.json HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"POST /v1/classify HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi",
+        b"GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Request-ID: last\r\nConnection: close\r\n\r\n",
+    ]
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(b"".join(requests))  # pipelined: all at once
+        responses = _read_responses(sock, len(requests))
+        assert sock.recv(1) == b""  # closed after the Connection: close request
+    statuses = [status for status, _, _ in responses]
+    assert statuses == [200, 200, 200, 200, 415, 404, 200]
+    assert responses[0][1]["x-request-id"] == "first"
+    assert responses[-1][1]["x-request-id"] == "last"
+    assert json.loads(responses[1][2])["label"] == "legitimate"
+    assert json.loads(responses[2][2])["paths"]["/v1/classify"]
+    assert b"scamguard_http_requests_total" in responses[3][2]
+    assert json.loads(responses[4][2])["code"] == "unsupported_media_type"
