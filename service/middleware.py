@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -120,6 +121,18 @@ class ApiKeyAuth:
             )
 
 
+# Every live pipeline (one per app; tests build several): the in-flight gauges sum their counters.
+_PIPELINES: weakref.WeakSet[RequestPipeline] = weakref.WeakSet()
+
+
+def _requests_in_flight() -> float:
+    return sum(pipeline.requests_in_flight for pipeline in _PIPELINES)
+
+
+def _inferences_in_flight() -> float:
+    return sum(pipeline.inflight for pipeline in _PIPELINES)
+
+
 class RequestPipeline:
     """The service's only middleware; `app` is FastAPI's own stack (every non-hot request)."""
 
@@ -147,12 +160,15 @@ class RequestPipeline:
         self.limiter = limiter
         self.max_body_bytes = max_body_bytes
         self.max_inflight = max_inflight
-        self.inflight = 0
+        self.inflight = 0  # admitted inference requests
+        self.requests_in_flight = 0
         # prometheus children cached per label set: .labels() on every request is measurable.
         self._counters: dict[tuple[str, str, int], Any] = {}
         self._histograms: dict[tuple[str, str], Any] = {}
-        self._requests_in_flight = metrics.HTTP_REQUESTS_IN_FLIGHT
-        self._inferences_in_flight = metrics.INFERENCES_IN_FLIGHT
+        # The in-flight gauges read plain counters at scrape time: no lock taken twice per request.
+        _PIPELINES.add(self)
+        metrics.HTTP_REQUESTS_IN_FLIGHT.set_function(_requests_in_flight)
+        metrics.INFERENCES_IN_FLIGHT.set_function(_inferences_in_flight)
 
     def _count(self, path: str, method: str, status: int, seconds: float) -> None:
         counter = self._counters.get((path, method, status))
@@ -211,7 +227,7 @@ class RequestPipeline:
             await send(message)
 
         inference_admitted = False
-        self._requests_in_flight.inc()
+        self.requests_in_flight += 1
         try:
             limit = self.max_body_bytes
             if content_length is not None and int(content_length) > limit:
@@ -228,7 +244,6 @@ class RequestPipeline:
                     self._admit_inference()
                     inference_admitted = True
                     self.inflight += 1
-                    self._inferences_in_flight.inc()
             route = self.fast_routes.get((method, path))
             if route is not None:
                 body = b""
@@ -282,8 +297,7 @@ class RequestPipeline:
         finally:
             if inference_admitted:
                 self.inflight -= 1
-                self._inferences_in_flight.dec()
-            self._requests_in_flight.dec()
+            self.requests_in_flight -= 1
             seconds = time.perf_counter() - started
             self._count(path, method, status, seconds)
             if status >= 500 and status != 503:

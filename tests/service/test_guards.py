@@ -219,6 +219,7 @@ async def test_inflight_bound_answers_503() -> None:
         ]
         await asyncio.sleep(0.05)
         assert metric("scamguard_inferences_in_flight") == 2
+        assert metric("scamguard_http_requests_in_flight") == 2
         before = metric("scamguard_requests_rejected_total", reason="overloaded")
         rejected = await client.post("/v1/classify", json={"text": HAM_TEXT})
         assert_error(rejected, 503, "overloaded")
@@ -229,4 +230,5 @@ async def test_inflight_bound_answers_503() -> None:
         release.set()
         assert [r.status_code for r in await asyncio.gather(*slow)] == [200, 200]
         assert metric("scamguard_inferences_in_flight") == 0
+        assert metric("scamguard_http_requests_in_flight") == 0
         assert (await client.post("/v1/classify", json={"text": HAM_TEXT})).status_code == 200
