@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
+from typing import Any
 
 import pytest
 
@@ -522,3 +523,46 @@ def test_hot_routes_answer_the_same_through_fastapi(client: TestClient) -> None:
         invalid = bare.post("/v1/classify", json={"text": ""})
         assert invalid.status_code == 422
         assert invalid.json()["code"] == "invalid_request"
+
+
+@pytest.mark.anyio
+async def test_client_gone_before_its_body_is_counted_not_answered() -> None:
+    from service.app import create_app
+    from tests.service.conftest import make_settings
+
+    app = create_app(make_settings())
+    app.state.service.load_model()
+    messages = iter(
+        [
+            {"type": "http.request", "body": b'{"text": "hel', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> MutableMapping[str, Any]:
+        return next(messages)
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/classify",
+        "raw_path": b"/v1/classify",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1234),
+        "server": ("127.0.0.1", 8080),
+    }
+    labels = {"route": "/v1/classify", "method": "POST", "status": "499"}
+    before = metric("scamguard_http_requests_total", **labels)
+    await app(scope, receive, send)
+    assert sent == []  # nobody to answer
+    assert metric("scamguard_http_requests_total", **labels) == before + 1
+    assert metric("scamguard_inferences_in_flight") == 0
