@@ -64,7 +64,7 @@ _PUNCT_RUN = re.compile(r"([^a-z0-9 ])(?: \1)+")  # runs on "tok tok": single sp
 _FIRST_GROUP = operator.itemgetter(1)
 
 
-_CURRENCY = str.maketrans({"\u00a3": "$", "\u20ac": "$", "\u00a5": "$"})
+_CURRENCY_SYMBOLS = ("\u00a3", "\u20ac", "\u00a5")  # pound, euro, yen -> "$"
 
 
 def _strip_html(text: str) -> str:
@@ -78,7 +78,10 @@ def _to_ascii(text: str) -> str:
     # The training corpus is ASCII only: fold accents ("café" -> "cafe") and drop the rest.
     if text.isascii():
         return text
-    text = text.translate(_CURRENCY)
+    # (str.translate with a dict looks up every character: ~100 us on 2 KB; replace is a C scan)
+    for symbol in _CURRENCY_SYMBOLS:
+        if symbol in text:
+            text = text.replace(symbol, "$")
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
 
 
