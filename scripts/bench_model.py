@@ -6,7 +6,9 @@ Prints one JSON object per artifact: artifact size, load time (median and max of
 loads, checksums included), and the p50 / p99 / mean latency of `ScamClassifier.score` on typical
 ~2 KB e-mails: steady state (cycling through the e-mails) and the first time each e-mail is seen
 (after 200 warm-up e-mails). The e-mails are real ones from ../shared/data (1.8-2.2 KB texts of
-both classes) when the data is there, else generated text of the same size.
+both classes) when the data is there, else generated text of the same size. `--compare-reference N`
+adds N interleaved rounds of the scorer with the serving normaliser vs `normalize_reference` (the
+same output, computed the plain way), the fair way to see what the fast path buys on a noisy machine.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+import service.classifier as classifier_module
 from service.classifier import DEFAULT_MODEL_DIR, ScamClassifier
+from service.text import normalize_reference
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -77,6 +81,32 @@ def _timed(clf: ScamClassifier, emails: list[str], calls: int) -> list[int]:
     return sorted(latencies)
 
 
+def compare_normalisers(clf: ScamClassifier, emails: list[str], rounds: int) -> dict[str, float]:
+    """The scorer with the serving normaliser vs the reference definition (same output), interleaved
+    e-mail by e-mail so that both see the same machine noise: what the fast path buys in situ."""
+    fast = classifier_module.normalize
+    latencies: dict[str, list[int]] = {"fast": [], "reference": []}
+    arms = (("fast", fast), ("reference", normalize_reference))
+    gc.disable()
+    try:
+        for r in range(rounds):
+            for i, text in enumerate(emails):
+                for name, normalizer in arms if (i + r) % 2 else arms[::-1]:
+                    classifier_module.normalize = normalizer
+                    started = time.perf_counter_ns()
+                    clf.score(text)
+                    latencies[name].append(time.perf_counter_ns() - started)
+    finally:
+        classifier_module.normalize = fast
+        gc.enable()
+    out: dict[str, float] = {}
+    for name, values in latencies.items():
+        values.sort()
+        out[f"{name}_p50_ms"] = round(values[len(values) // 2] / 1e6, 4)
+        out[f"{name}_p99_ms"] = round(values[int(len(values) * 0.99)] / 1e6, 4)
+    return out
+
+
 def bench(model_dir: pathlib.Path, emails: list[str], calls: int, loads: int) -> dict[str, object]:
     load_times = []
     clf = None
@@ -121,10 +151,21 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--loads", type=int, default=5)
     parser.add_argument("--emails", type=int, default=1200, help="200 warm up, the rest are timed")
+    parser.add_argument(
+        "--compare-reference",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="also time the scorer with normalize_reference, interleaved with the fast path",
+    )
     args = parser.parse_args()
     emails = typical_emails(args.emails)
     for model_dir in args.model or [DEFAULT_MODEL_DIR]:
         print(json.dumps(bench(model_dir, emails, args.calls, args.loads)), flush=True)
+        if args.compare_reference:
+            clf = ScamClassifier.load(model_dir)
+            comparison = compare_normalisers(clf, emails[200:], args.compare_reference)
+            print(json.dumps({"model": str(model_dir), **comparison}), flush=True)
     return 0
 
 
