@@ -190,9 +190,10 @@ class RequestPipeline:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        # One pass over the headers for everything the pipeline needs (names arrive lowercased).
+        # One pass over the headers for everything the pipeline needs (names arrive lowercased);
+        # backwards, so that of a repeated header the first one wins, as in starlette's Headers.get.
         incoming_id = content_length = content_type = x_api_key = authorization = None
-        for name, value in scope["headers"]:
+        for name, value in reversed(scope["headers"]):
             if name == b"content-type":
                 content_type = value
             elif name == b"content-length":

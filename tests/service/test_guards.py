@@ -232,3 +232,15 @@ async def test_inflight_bound_answers_503() -> None:
         assert metric("scamguard_inferences_in_flight") == 0
         assert metric("scamguard_http_requests_in_flight") == 0
         assert (await client.post("/v1/classify", json={"text": HAM_TEXT})).status_code == 200
+
+
+def test_first_of_repeated_key_headers_counts(make_client: ClientFactory) -> None:
+    client = make_client(api_keys="good")
+    ok = client.post(
+        "/v1/classify", json={"text": HAM_TEXT}, headers=[("X-API-Key", "good"), ("X-API-Key", "bad")]
+    )
+    assert ok.status_code == 200
+    bad = client.post(
+        "/v1/classify", json={"text": HAM_TEXT}, headers=[("X-API-Key", "bad"), ("X-API-Key", "good")]
+    )
+    assert_error(bad, 401, "unauthorized")
