@@ -174,8 +174,8 @@ class RequestPipeline:
         counter = self._counters.get((path, method, status))
         histogram = self._histograms.get((path, method))
         if counter is None or histogram is None:
-            route = path if path in self.routes else "unmatched"
-            label_method = method if method in _KNOWN_METHODS else "OTHER"
+            labels = self._labels(path, method)
+            route, label_method = labels["route"], labels["method"]
             counter = metrics.HTTP_REQUESTS.labels(route, label_method, str(status))
             histogram = metrics.HTTP_REQUEST_DURATION.labels(route, label_method)
             # Cache by raw path only for known routes: unknown paths are unbounded.
@@ -304,19 +304,25 @@ class RequestPipeline:
             if status >= 500 and status != 503:
                 logger.error(
                     "request failed",
-                    extra={"request_id": request_id, "path": path, "method": method, "status": status},
+                    extra={"request_id": request_id, **self._labels(path, method), "status": status},
                 )
             elif logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
                     "request",
                     extra={
                         "request_id": request_id,
-                        "path": path,
-                        "method": method,
+                        **self._labels(path, method),
                         "status": status,
                         "duration_seconds": round(seconds, 6),
                     },
                 )
+
+    def _labels(self, path: str, method: str) -> dict[str, str]:
+        """route and method as the metrics label them (bounded values; logs use the same)."""
+        return {
+            "route": path if path in self.routes else "unmatched",
+            "method": method if method in _KNOWN_METHODS else "OTHER",
+        }
 
     async def _rate_limit(
         self, scope: Scope, key: bytes | None, extra_headers: list[tuple[bytes, bytes]]

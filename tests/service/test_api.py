@@ -488,6 +488,8 @@ def test_unexpected_error_is_json_500_with_request_id(
     errors = [r for r in caplog.records if r.getMessage() == "unhandled error"]
     assert len(errors) == 2
     assert all(r.exc_info for r in errors)
+    failed = [r for r in caplog.records if r.getMessage() == "request failed"]
+    assert [(r.route, r.status) for r in failed] == [("/v1/classify", 500), ("/readyz", 500)]  # type: ignore[attr-defined]
 
 
 def test_hot_routes_answer_the_same_through_fastapi(client: TestClient) -> None:
