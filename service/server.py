@@ -11,7 +11,7 @@ import logging
 import math
 import signal
 from types import FrameType
-from typing import cast
+from typing import Any, cast
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -85,7 +85,7 @@ class _CoalescingTransport:
         self._pending = None
         self._transport.abort()
 
-    def __getattr__(self, name: str) -> object:
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
 
