@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import socket
+import string
 import threading
 import time
 import urllib.parse
@@ -182,7 +185,7 @@ class Burst:
         server (docker-proxy included), so a finished send means the server has read the request
         headers and most of the body: the request is admitted, not racing the shutdown."""
         url = urllib.parse.urlsplit(self.base_url)
-        body = json.dumps({"texts": [SCAM * 100] * texts}).encode()
+        body = long_batch_body(texts)
         head = (
             f"POST /v1/classify HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
@@ -216,6 +219,21 @@ class Burst:
         return threads
 
 
+@functools.cache
+def long_batch_body(texts: int) -> bytes:
+    """A batch whose scoring takes long whatever caches the server has: every text (~17 kB) is made
+    of words the server has not seen recently, so the tokeniser's per-word memo cannot shortcut it
+    (the same email repeated would be scored several times faster, and the test's timing would then
+    depend on how fast the model happens to be). About 3.4 ms per text on an idle machine here."""
+    words = [
+        "".join(p) for p in itertools.islice(itertools.product(string.ascii_lowercase, repeat=4), 0, None, 3)
+    ]
+    per_text = 3_500
+    span = len(words) - per_text
+    batch = [" ".join(words[(i * per_text) % span : (i * per_text) % span + per_text]) for i in range(texts)]
+    return json.dumps({"texts": batch}).encode()
+
+
 GRACE_SECONDS = 8.0
 # Like an orchestrator that stops routing once /readyz fails: keep serving this long after SIGTERM.
 DRAIN_DELAY_SECONDS = 1.5
@@ -232,6 +250,7 @@ def test_sigterm_during_burst_with_drain_delay_serves_everything(image: str) -> 
     """With a drain delay (Kubernetes-style): /readyz fails at once; every request sent while the
     listener is open is served, including long ones still running when it closes; exit 0 in time."""
     env = {**BURST_ENV, "SCAMGUARD_SHUTDOWN_DRAIN_DELAY_SECONDS": str(DRAIN_DELAY_SECONDS)}
+    long_batch_body(512)  # built before the clock matters
     with run_container(image, env=env) as container:
         wait_ready(container)
         with Burst(container.base_url, workers=12, max_per_worker=500, max_seconds=20) as burst:
@@ -243,11 +262,11 @@ def test_sigterm_during_burst_with_drain_delay_serves_everything(image: str) -> 
             signalled_at = time.monotonic()
             not_ready_after = _seconds_until_not_ready(container, signalled_at)
             # Short requests stop 0.6 s before the close, so none races it; then long batches
-            # (1024 texts of 17 kB, ~1.7 s to parse and score on an idle machine here) are sent whole
+            # (512 texts of 17 kB of unseen words, ~1.7 s each on an idle machine here) are sent whole
             # before the close and are still running when it happens.
             time.sleep(max(0.0, signalled_at + DRAIN_DELAY_SECONDS - 0.6 - time.monotonic()))
             burst.stop_starting.set()
-            long_ones = burst.long_requests(count=2, texts=1024, timeout=0.45)
+            long_ones = burst.long_requests(count=2, texts=512, timeout=0.45)
             for thread in long_ones:
                 thread.join(timeout=GRACE_SECONDS + 5)
         exit_code = container.exit_code(timeout=GRACE_SECONDS + 10)
@@ -290,6 +309,7 @@ def test_sigterm_during_burst_without_drain_delay_finishes_admitted_requests(ima
     """The default (Cloud Run: no drain delay): the listener closes at once; every admitted request
     completes (long ones still running included); later ones are refused, never answered with an
     error; exit 0 within the grace period."""
+    long_batch_body(256)  # built before the clock matters
     with run_container(image, env=BURST_ENV) as container:
         wait_ready(container)
         with Burst(container.base_url, workers=12, max_per_worker=500, max_seconds=20) as burst:
