@@ -16,7 +16,10 @@ from .conftest import context, find, load_graph
 API_SERVICE = ("gcp:cloudrunv2/service:Service", "scamguard-service-service")
 GRAFANA_SERVICE = ("gcp:cloudrunv2/service:Service", "scamguard-monitoring-grafana-service")
 LOG_WRITER = ("gcp:projects/iAMMember:IAMMember", "scamguard-identity-logging-logwriter")
-BUCKET_READER = ("gcp:storage/bucketIAMMember:BucketIAMMember", "scamguard-monitoring-grafana-bucket-reader")
+BUCKET_READER = (
+    "gcp:storage/bucketIAMMember:BucketIAMMember",
+    "scamguard-monitoring-grafana-identity-bucket-reader",
+)
 REPOSITORY = ("gcp:artifactregistry/repository:Repository", None)
 BUCKET = ("gcp:storage/bucket:Bucket", None)
 ALERT = ("gcp:monitoring/alertPolicy:AlertPolicy", None)

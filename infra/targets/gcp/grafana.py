@@ -60,14 +60,8 @@ class Grafana(pulumi.ComponentResource):
                 account_id=args.account_id,
                 display_name=f"scamguard Grafana ({args.service_name})",
                 project_roles=GRAFANA_PROJECT_ROLES,
+                read_bucket=args.bucket,
             ),
-            opts=child,
-        )
-        reader = gcp.storage.BucketIAMMember(
-            f"{name}-bucket-reader",
-            bucket=args.bucket,
-            role="roles/storage.objectViewer",
-            member=self.identity.member,
             opts=child,
         )
         password = random.RandomPassword(f"{name}-admin-password", length=32, special=False, opts=child)
@@ -159,7 +153,7 @@ class Grafana(pulumi.ComponentResource):
                 ],
             ),
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[reader, self.admin_password.accessor_binding]
+                parent=self, depends_on=[self.identity, self.admin_password.accessor_binding]
             ),
         )
         for member in args.invokers:

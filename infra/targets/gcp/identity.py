@@ -37,6 +37,8 @@ class ServiceIdentityArgs:
     project_roles: Sequence[str] = field(default_factory=tuple)
     # When set, the account may pull images from this repository only (artifactregistry.reader).
     pull_from: RepositoryRef | None = None
+    # When set, the account may read objects of this bucket only (storage.objectViewer).
+    read_bucket: pulumi.Input[str] | None = None
 
 
 class ServiceIdentity(Identity):
@@ -80,6 +82,14 @@ class ServiceIdentity(Identity):
                 location=args.pull_from.location,
                 repository=args.pull_from.repository_id,
                 role="roles/artifactregistry.reader",
+                member=self.member,
+                opts=child,
+            )
+        if args.read_bucket is not None:
+            gcp.storage.BucketIAMMember(
+                f"{name}-bucket-reader",
+                bucket=args.read_bucket,
+                role="roles/storage.objectViewer",
                 member=self.member,
                 opts=child,
             )

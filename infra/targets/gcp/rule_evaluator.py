@@ -52,14 +52,8 @@ class RuleEvaluator(pulumi.ComponentResource):
                 account_id=args.account_id,
                 display_name=f"scamguard GMP rule evaluator ({args.service_name})",
                 project_roles=RULE_EVALUATOR_PROJECT_ROLES,
+                read_bucket=args.bucket,
             ),
-            opts=child,
-        )
-        reader = gcp.storage.BucketIAMMember(
-            f"{name}-bucket-reader",
-            bucket=args.bucket,
-            role="roles/storage.objectViewer",
-            member=self.identity.member,
             opts=child,
         )
         evaluator = run.ServiceTemplateContainerArgs(
@@ -111,6 +105,6 @@ class RuleEvaluator(pulumi.ComponentResource):
                     )
                 ],
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[reader]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.identity]),
         )
         self.register_outputs({"service": self.service.name, "service_account": self.identity.email})
