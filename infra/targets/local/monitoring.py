@@ -11,7 +11,7 @@ import pulumi_random as random
 
 from infra.monitoring.render import GRAFANA_DASHBOARDS_DIR
 from infra.platform import Monitoring
-from infra.targets.local.service import LOG_OPTS, container_labels
+from infra.targets.local.containers import local_container_options
 
 PROMETHEUS_CONFIG_DIR = "/etc/prometheus"
 PROMETHEUS_DATA_DIR = "/prometheus"
@@ -101,30 +101,24 @@ class LocalMonitoring(Monitoring):
                     volume_name=prometheus_data.name, container_path=PROMETHEUS_DATA_DIR
                 )
             ],
-            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
-            security_opts=["no-new-privileges:true"],
-            restart="unless-stopped",
-            must_run=True,
-            wait=True,
-            wait_timeout=120,
-            healthcheck=docker.ContainerHealthcheckArgs(
-                tests=["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{PROMETHEUS_PORT}/-/ready"],
-                interval="10s",
-                timeout="3s",
+            **local_container_options(
+                network_name=args.network_name,
+                alias="prometheus",
+                internal_port=PROMETHEUS_PORT,
+                host_port=args.prometheus_host_port,
+                bind_address=args.bind_address,
+                health_test=[
+                    "CMD",
+                    "wget",
+                    "-q",
+                    "-O",
+                    "/dev/null",
+                    f"http://127.0.0.1:{PROMETHEUS_PORT}/-/ready",
+                ],
                 start_period="20s",
-                retries=3,
+                wait_timeout=120,
+                labels={**args.labels, "component": "prometheus"},
             ),
-            ports=[
-                docker.ContainerPortArgs(
-                    internal=PROMETHEUS_PORT, external=args.prometheus_host_port, ip=args.bind_address
-                )
-            ],
-            networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=["prometheus"])
-            ],
-            labels=container_labels({**args.labels, "component": "prometheus"}),
-            log_driver="json-file",
-            log_opts=LOG_OPTS,
             opts=child,
         )
 
@@ -152,30 +146,24 @@ class LocalMonitoring(Monitoring):
             # No data volume: data source and dashboards are provisioned on every start, and the
             # rest of Grafana's state (sessions) is disposable on a local stack.
             uploads=uploads(args.files, "grafana/"),
-            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
-            security_opts=["no-new-privileges:true"],
-            restart="unless-stopped",
-            must_run=True,
-            wait=True,
-            wait_timeout=180,
-            healthcheck=docker.ContainerHealthcheckArgs(
-                tests=["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{GRAFANA_PORT}/api/health"],
-                interval="10s",
-                timeout="3s",
+            **local_container_options(
+                network_name=args.network_name,
+                alias="grafana",
+                internal_port=GRAFANA_PORT,
+                host_port=args.grafana_host_port,
+                bind_address=args.bind_address,
+                health_test=[
+                    "CMD",
+                    "wget",
+                    "-q",
+                    "-O",
+                    "/dev/null",
+                    f"http://127.0.0.1:{GRAFANA_PORT}/api/health",
+                ],
                 start_period="30s",
-                retries=3,
+                wait_timeout=180,
+                labels={**args.labels, "component": "grafana"},
             ),
-            ports=[
-                docker.ContainerPortArgs(
-                    internal=GRAFANA_PORT, external=args.grafana_host_port, ip=args.bind_address
-                )
-            ],
-            networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=["grafana"])
-            ],
-            labels=container_labels({**args.labels, "component": "grafana"}),
-            log_driver="json-file",
-            log_opts=LOG_OPTS,
             # Grafana's data source must find Prometheus up.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.prometheus]),
         )

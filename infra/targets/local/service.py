@@ -9,19 +9,12 @@ import pulumi
 import pulumi_docker as docker
 
 from infra.platform import Service
+from infra.targets.local.containers import local_container_options
 
 READY_PROBE = (
     "import os, urllib.request as u; "
     "u.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8080') + '/readyz', timeout=2)"
 )
-
-
-def container_labels(labels: Mapping[str, pulumi.Input[str]]) -> list[docker.ContainerLabelArgs]:
-    return [docker.ContainerLabelArgs(label=f"io.scamguard.{k}", value=v) for k, v in sorted(labels.items())]
-
-
-# Docker keeps json-file logs forever by default; a local stack must not fill the disk.
-LOG_OPTS = {"max-size": "10m", "max-file": "3"}
 
 
 @dataclass
@@ -61,36 +54,24 @@ class LocalService(Service):
             read_only=True,
             # Nothing is written at run time; a small noexec tmpfs covers libraries that want /tmp.
             tmpfs={"/tmp": "rw,noexec,nosuid,nodev,size=16m"},  # noqa: S108 - a private tmpfs
-            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
-            security_opts=["no-new-privileges:true"],
             memory=args.memory_mib,
             cpus=str(args.cpus),
-            restart="unless-stopped",
-            must_run=True,
-            # Wait for the health check to pass: `pulumi up` fails if the API never becomes ready.
-            wait=True,
-            wait_timeout=120,
-            healthcheck=docker.ContainerHealthcheckArgs(
-                tests=["CMD", "/opt/venv/bin/python", "-c", READY_PROBE],
-                interval="10s",
-                timeout="3s",
-                start_period="20s",
-                start_interval="1s",
-                retries=3,
-            ),
             # SIGTERM, then the service drains for stop_grace_seconds; Docker kills only after that.
             stop_signal="SIGTERM",
             stop_timeout=args.stop_grace_seconds + 5,
             destroy_grace_seconds=args.stop_grace_seconds + 5,
-            ports=[
-                docker.ContainerPortArgs(
-                    internal=args.container_port, external=args.host_port, ip=args.bind_address
-                )
-            ],
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=["api"])],
-            labels=container_labels({**args.labels, "component": "api", "image.digest": args.image_digest}),
-            log_driver="json-file",
-            log_opts=LOG_OPTS,
+            **local_container_options(
+                network_name=args.network_name,
+                alias="api",
+                internal_port=args.container_port,
+                host_port=args.host_port,
+                bind_address=args.bind_address,
+                health_test=["CMD", "/opt/venv/bin/python", "-c", READY_PROBE],
+                start_period="20s",
+                start_interval="1s",
+                wait_timeout=120,
+                labels={**args.labels, "component": "api", "image.digest": args.image_digest},
+            ),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.url = pulumi.Output.from_input(f"http://{args.bind_address}:{args.host_port}")
