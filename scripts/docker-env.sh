@@ -27,6 +27,8 @@ LOCAL_BASE="scamguard/base:bookworm-py311"
 WHEELHOUSE="$REPO/.wheelhouse"
 LOCK="$REPO/service/requirements.lock"
 PIDFILE="$STATE/dockerd.pid"
+# Every step logs into $STATE, not only the engine step (which returns early when an engine runs).
+mkdir -p "$STATE"
 
 log() { printf '[docker-env] %s\n' "$*" >&2; }
 die() {
@@ -60,7 +62,6 @@ engine_up() {
     # The docker client may come from elsewhere (e.g. /usr/local/bin); Debian's works with its dockerd.
     command -v docker >/dev/null || apt_install docker.io
     need_root "starting dockerd"
-    mkdir -p "$STATE"
     if [[ -f $PIDFILE ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
         log "engine: dockerd (PID $(cat "$PIDFILE")) is starting"
     else
@@ -75,7 +76,7 @@ engine_up() {
             return
         }
         kill -0 "$(cat "$PIDFILE")" 2>/dev/null || {
-            tail -20 "$STATE/dockerd.log" >&2
+            tail -20 "$STATE/dockerd.log" >&2 || true
             die "dockerd exited; see $STATE/dockerd.log"
         }
         sleep 0.5
@@ -151,7 +152,7 @@ base_image() {
     debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
         bookworm "$root" "$(debian_mirror)" >"$STATE/debootstrap.log" 2>&1 ||
         {
-            tail -20 "$STATE/debootstrap.log" >&2
+            tail -20 "$STATE/debootstrap.log" >&2 || true
             die "debootstrap failed; see $STATE/debootstrap.log"
         }
     # What a container never needs: apt caches and lists, docs, man pages, non-English locales.
@@ -177,10 +178,13 @@ wheelhouse() {
         log "wheelhouse: up to date with service/requirements.lock"
         return
     fi
-    python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+    # pip of the venv scripts/setup.sh made for uv, else the machine's (Debian's python3-pip).
+    local py=python3
+    [[ -x $REPO/.cache/tools/uv/bin/python ]] && py="$REPO/.cache/tools/uv/bin/python"
+    "$py" -m pip --version >/dev/null 2>&1 || apt_install python3-pip
     log "wheelhouse: downloading the locked runtime wheels for linux x86_64 / CPython 3.11"
     # The exact files the lock pins (hashes checked), for the image's platform, not the host's.
-    python3 -m pip download --quiet --require-hashes --only-binary=:all: --no-deps \
+    "$py" -m pip download --quiet --disable-pip-version-check --require-hashes --only-binary=:all: --no-deps \
         --platform manylinux_2_36_x86_64 --platform manylinux_2_28_x86_64 \
         --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform linux_x86_64 \
         --implementation cp --python-version 3.11 --abi cp311 --abi abi3 --abi none \
