@@ -220,13 +220,14 @@ class Burst:
 
 
 @functools.cache
-def long_batch_body(texts: int) -> bytes:
+def long_batch_body(texts: int, words_offset: int = 0) -> bytes:
     """A batch whose scoring takes long whatever caches the server has: every text (~17 kB) is made
     of words the server has not seen recently, so the tokeniser's per-word memo cannot shortcut it
-    (the same email repeated would be scored several times faster, and the test's timing would then
-    depend on how fast the model happens to be). About 3.4 ms per text on an idle machine here."""
+    (the same email repeated would be scored several times faster). `words_offset` (0-2) picks one
+    of three disjoint word sets, so a calibration batch does not warm the memo for the real ones."""
     words = [
-        "".join(p) for p in itertools.islice(itertools.product(string.ascii_lowercase, repeat=4), 0, None, 3)
+        "".join(p)
+        for p in itertools.islice(itertools.product(string.ascii_lowercase, repeat=4), words_offset, None, 3)
     ]
     per_text = 3_500
     span = len(words) - per_text
@@ -234,13 +235,40 @@ def long_batch_body(texts: int) -> bytes:
     return json.dumps({"texts": batch}).encode()
 
 
+CALIBRATION_TEXTS = 48
+# Each long batch is sized to take about this long, measured on this machine under the burst. The
+# two run one after the other on the big-batch thread: they must outlast the listener close by a
+# clear margin and still end well inside the shutdown budget (which is 5 s here), so the verdict
+# holds on a machine 2x slower or faster than the calibration suggested.
+LONG_BATCH_SECONDS = 1.5
+
+
+def calibrated_long_batch_texts(base_url: str) -> int:
+    """How many long texts make one batch take LONG_BATCH_SECONDS here and now (under the burst)."""
+    body = long_batch_body(CALIBRATION_TEXTS, words_offset=1)
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        started = time.monotonic()
+        response = client.post("/v1/classify", content=body, headers={"Content-Type": "application/json"})
+        elapsed = time.monotonic() - started
+    assert response.status_code == 200, response.text[:300]
+    texts = round(CALIBRATION_TEXTS * LONG_BATCH_SECONDS / elapsed)
+    print(
+        f"\ncalibration: {CALIBRATION_TEXTS} long texts took {elapsed:.3f} s -> {texts} texts per long batch"
+    )
+    assert 16 <= texts <= BURST_MAX_BATCH, (
+        f"calibration out of range ({elapsed:.3f} s): the test proves nothing"
+    )
+    return texts
+
+
 GRACE_SECONDS = 8.0
+BURST_MAX_BATCH = 2048
 # Like an orchestrator that stops routing once /readyz fails: keep serving this long after SIGTERM.
 DRAIN_DELAY_SECONDS = 1.5
 BURST_ENV = {
     "SCAMGUARD_SHUTDOWN_GRACE_SECONDS": str(GRACE_SECONDS),
-    "SCAMGUARD_MAX_BATCH_SIZE": "1024",
-    "SCAMGUARD_MAX_BODY_BYTES": str(32 * 1024 * 1024),
+    "SCAMGUARD_MAX_BATCH_SIZE": str(BURST_MAX_BATCH),
+    "SCAMGUARD_MAX_BODY_BYTES": str(64 * 1024 * 1024),
     # No 503 "overloaded" for the burst: every request sent here must be served.
     "SCAMGUARD_MAX_INFLIGHT": "1024",
 }
@@ -250,23 +278,25 @@ def test_sigterm_during_burst_with_drain_delay_serves_everything(image: str) -> 
     """With a drain delay (Kubernetes-style): /readyz fails at once; every request sent while the
     listener is open is served, including long ones still running when it closes; exit 0 in time."""
     env = {**BURST_ENV, "SCAMGUARD_SHUTDOWN_DRAIN_DELAY_SECONDS": str(DRAIN_DELAY_SECONDS)}
-    long_batch_body(512)  # built before the clock matters
     with run_container(image, env=env) as container:
         wait_ready(container)
-        with Burst(container.base_url, workers=12, max_per_worker=500, max_seconds=20) as burst:
-            time.sleep(1.0)  # the burst is under way
+        with Burst(container.base_url, workers=12, max_per_worker=500, max_seconds=25) as burst:
+            burst_started = time.monotonic()
+            texts = calibrated_long_batch_texts(container.base_url)
+            long_batch_body(texts)  # built before the clock matters
+            time.sleep(max(0.0, burst_started + 1.0 - time.monotonic()))  # the burst is under way
             killed_at = time.monotonic()
             docker("kill", "--signal", "TERM", container.id)
             # The server has the signal by the time the CLI returns: it closes the listener by
             # signalled_at + drain delay (+ uvicorn's 0.1 s tick).
             signalled_at = time.monotonic()
             not_ready_after = _seconds_until_not_ready(container, signalled_at)
-            # Short requests stop 0.6 s before the close, so none races it; then long batches
-            # (512 texts of 17 kB of unseen words, ~1.7 s each on an idle machine here) are sent whole
-            # before the close and are still running when it happens.
+            # Short requests stop 0.6 s before the close, so none races it; then two long batches
+            # (LONG_BATCH_SECONDS each, calibrated above) are sent whole before the close and are
+            # still running when it happens.
             time.sleep(max(0.0, signalled_at + DRAIN_DELAY_SECONDS - 0.6 - time.monotonic()))
             burst.stop_starting.set()
-            long_ones = burst.long_requests(count=2, texts=512, timeout=0.45)
+            long_ones = burst.long_requests(count=2, texts=texts, timeout=0.45)
             for thread in long_ones:
                 thread.join(timeout=GRACE_SECONDS + 5)
         exit_code = container.exit_code(timeout=GRACE_SECONDS + 10)
@@ -309,12 +339,14 @@ def test_sigterm_during_burst_without_drain_delay_finishes_admitted_requests(ima
     """The default (Cloud Run: no drain delay): the listener closes at once; every admitted request
     completes (long ones still running included); later ones are refused, never answered with an
     error; exit 0 within the grace period."""
-    long_batch_body(256)  # built before the clock matters
     with run_container(image, env=BURST_ENV) as container:
         wait_ready(container)
-        with Burst(container.base_url, workers=12, max_per_worker=500, max_seconds=20) as burst:
-            time.sleep(0.7)
-            long_ones = burst.long_requests(count=2, texts=256, timeout=5)
+        with Burst(container.base_url, workers=12, max_per_worker=500, max_seconds=25) as burst:
+            burst_started = time.monotonic()
+            texts = calibrated_long_batch_texts(container.base_url)
+            long_batch_body(texts)  # built before the clock matters
+            time.sleep(max(0.0, burst_started + 0.7 - time.monotonic()))
+            long_ones = burst.long_requests(count=2, texts=texts, timeout=5)
             killed_at = time.monotonic()  # the long requests are admitted and still running (> 0.5 s)
             docker("kill", "--signal", "TERM", container.id)
             signalled_at = time.monotonic()
