@@ -336,9 +336,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     stacks = args.stack or sorted(stack_files())
+    checking = not args.update and not args.stack
+    if checking:
+        print(f"running the program under mocks for {len(stacks)} stacks (one process each)", file=sys.stderr)
     stale: list[str] = []
     for stack in stacks:
-        text = render(graph_in_subprocess(stack))
+        graph_ = graph_in_subprocess(stack)
+        text = render(graph_)
         path = snapshot_path(stack)
         if args.update:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -346,11 +350,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {path.relative_to(REPO_ROOT)}")
         elif args.stack:
             sys.stdout.write(text)
-        elif not path.exists() or path.read_text(encoding="utf-8") != text:
-            stale.append(stack)
+        else:
+            same = path.exists() and path.read_text(encoding="utf-8") == text
+            what = "program error" if "error" in graph_ else f"{len(graph_['resources'])} resources"
+            verdict = "matches" if same else "DIFFERS FROM"
+            print(f"{stack}: {what}, {verdict} {path.relative_to(REPO_ROOT)}")
+            if not same:
+                stale.append(stack)
     if stale:
         print(f"snapshots out of date for: {', '.join(stale)}; run: {UPDATE_COMMAND}", file=sys.stderr)
         return 1
+    if checking:
+        print(f"all {len(stacks)} stacks match their snapshots")
     return 0
 
 

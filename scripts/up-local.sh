@@ -16,7 +16,12 @@ die() { printf 'up-local: %s\n' "$*" >&2; exit 1; }
 
 command -v pulumi >/dev/null 2>&1 || die "the Pulumi CLI is not installed (or not on PATH).
   Install it: curl -fsSL https://get.pulumi.com | sh   (or: brew install pulumi)
-  See https://www.pulumi.com/docs/iac/download-install/ then run this script again."
+  See https://www.pulumi.com/docs/iac/download-install/ then run this script again.
+  Without it you can still run:
+    uv run python -m service           # the API alone on http://127.0.0.1:8080
+    sudo scripts/docker-env.sh up      # build the image, then: docker run --rm --read-only -p 127.0.0.1:8080:8080 scamguard:dev
+    uv run python -m infra.preview     # every stack's resource graph offline, checked against its snapshot
+    scripts/test.sh                    # every check (docs/development.md)"
 command -v docker >/dev/null 2>&1 || die "Docker is not installed (or not on PATH).
   Install Docker Engine or Docker Desktop: https://docs.docker.com/engine/install/
   (On Debian: apt-get install docker.io; scripts/docker-env.sh up starts an engine.)"
@@ -36,7 +41,7 @@ mkdir -p "${repo}/.pulumi-state"
 # it private (and keep using the same one afterwards: it cannot be changed without re-encrypting).
 if [[ -z "${PULUMI_CONFIG_PASSPHRASE:-}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]]; then
   export PULUMI_CONFIG_PASSPHRASE="scamguard-local"
-  printf 'up-local: PULUMI_CONFIG_PASSPHRASE not set: using the local default (see the README)\n' >&2
+  printf 'up-local: PULUMI_CONFIG_PASSPHRASE not set: using the local default (see docs/getting-started.md)\n' >&2
 fi
 export PULUMI_SKIP_UPDATE_CHECK=true
 
