@@ -47,7 +47,8 @@ class ConfigKey:
     secret: bool = False
 
 
-# Grouped as in the README's configuration reference.  Numbers with a fraction are strings:
+# Grouped as in the configuration reference (docs/infrastructure/configuration.md).
+# Numbers with a fraction are strings:
 # Pulumi project config has no float type.
 CONFIG_KEYS: tuple[ConfigKey, ...] = (
     # --- where to deploy
@@ -65,7 +66,7 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("concurrency", "integer", 80, "Concurrent requests one instance receives before scaling out."),
     ConfigKey("cpu", "string", "1", "vCPUs per instance, e.g. 1, 2 or 0.5."),
     ConfigKey("memory", "string", "512Mi", "Memory per instance, e.g. 512Mi or 1Gi."),
-    # --- the API's behaviour (environment of the container, see the service README section)
+    # --- the API's behaviour (environment of the container, see docs/service/index.md)
     ConfigKey("public", "boolean", False, "Allow unauthenticated callers from the internet (cloud targets)."),
     ConfigKey("canaryPercent", "integer", 0, "Share of traffic (0-100) sent to the newest revision."),
     ConfigKey("rateLimit", "string", "50/second", "Per-client rate limit (limits syntax); empty = off."),
@@ -526,7 +527,7 @@ def load_settings() -> Settings:
     if unknown:
         raise pulumi.RunError(
             f"unknown config key(s) {', '.join(NAMESPACE + ':' + k for k in unknown)} in stack {stack!r}: "
-            f"allowed keys are {', '.join(CONFIG_KEYS_BY_NAME)} (see the README's configuration reference)"
+            f"allowed keys are {', '.join(CONFIG_KEYS_BY_NAME)} (see docs/infrastructure/configuration.md)"
         )
     read = _Reader(stack)
 

@@ -1,7 +1,8 @@
-"""Generated views of infra.config.CONFIG_KEYS: Pulumi.yaml's ``config:`` block and the README table.
+"""Generated views of infra.config.CONFIG_KEYS: Pulumi.yaml's ``config:`` block and the docs' table.
 
     uv run python -m infra.configref --write   # rewrite Pulumi.yaml from CONFIG_KEYS
-    uv run python -m infra.configref --markdown  # print the README's configuration reference
+    uv run python -m infra.configref --markdown  # print the configuration reference (the docs build
+                                                 # inserts it into docs/infrastructure/configuration.md)
 
 tests/infra/test_config.py fails when Pulumi.yaml and CONFIG_KEYS disagree.
 """
@@ -28,7 +29,7 @@ runtime:
     virtualenv: .venv
 # No `backend:` here: a project backend would override PULUMI_BACKEND_URL for every stack. The local
 # stack uses a file backend (scripts/up-local.sh: PULUMI_BACKEND_URL=file://<repo>/.pulumi-state,
-# passphrase secrets provider); staging/prod use a bucket (see the README's Infrastructure section).
+# passphrase secrets provider); staging/prod use a bucket (see docs/infrastructure/index.md).
 #
 # Every key the program reads, in the scamguard: namespace. Generated from infra/config.py
 # (CONFIG_KEYS, the program's own defaults) by `uv run python -m infra.configref --write`;
@@ -70,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m infra.configref", description=(__doc__ or "").split("\n", maxsplit=1)[0]
     )
     parser.add_argument("--write", action="store_true", help="rewrite Pulumi.yaml")
-    parser.add_argument("--markdown", action="store_true", help="print the README configuration table")
+    parser.add_argument("--markdown", action="store_true", help="print the configuration reference table")
     args = parser.parse_args(argv)
     if args.write:
         pathlib.Path(PULUMI_YAML).write_text(pulumi_yaml(), encoding="utf-8")

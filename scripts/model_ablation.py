@@ -7,7 +7,7 @@ For each configuration it prints, as one JSON line and a Markdown table at the e
 - `loso_f1` / `loso_auc`: leave-one-subset-out over Enron-Spam's six subsets (each a different Enron
   mailbox + spam trap): train on five (+ SMS), threshold from the validation split, score the sixth.
   This is the selection signal for robustness to mail the model has not seen;
-- `eval_*`: the cross-domain evaluation set (near_dup_in_A == 0), reported for the README, *not*
+- `eval_*`: the cross-domain evaluation set (near_dup_in_A == 0), reported for the docs, *not*
   used by this script to choose anything.
 
 The counting is done once into a sparse matrix and every configuration re-derives its TF-IDF from it

@@ -1,7 +1,7 @@
 """Service settings, read from the environment once (pydantic-settings).
 
 `HOST` and `PORT` follow the container convention (Cloud Run sets `PORT`); everything else is
-prefixed `SCAMGUARD_`. See the README section "The model API" for the table of settings.
+prefixed `SCAMGUARD_`. docs/service/index.md shows the table generated from these fields.
 """
 
 from __future__ import annotations
@@ -20,38 +20,80 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SCAMGUARD_", frozen=True, extra="ignore")
 
-    host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("HOST", "SCAMGUARD_HOST"))
-    port: int = Field(default=8080, ge=0, le=65535, validation_alias=AliasChoices("PORT", "SCAMGUARD_PORT"))
+    host: str = Field(
+        default="127.0.0.1",
+        validation_alias=AliasChoices("HOST", "SCAMGUARD_HOST"),
+        description="Bind address (`0.0.0.0` in a container).",
+    )
+    port: int = Field(
+        default=8080,
+        ge=0,
+        le=65535,
+        validation_alias=AliasChoices("PORT", "SCAMGUARD_PORT"),
+        description="Bind port (Cloud Run sets it).",
+    )
 
     # None means the artifact shipped next to service/classifier.py.
-    model_dir: pathlib.Path | None = None
+    model_dir: pathlib.Path | None = Field(
+        default=None, description="Model artifact directory; unset = the artifact shipped in `service/model`."
+    )
 
-    api_keys: Annotated[tuple[str, ...], NoDecode] = ()
-    api_keys_file: pathlib.Path | None = None
+    api_keys: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="Comma-separated API keys; none here and no file = no authentication."
+    )
+    api_keys_file: pathlib.Path | None = Field(
+        default=None,
+        description="File with one API key per line (a mounted secret; `#` comments ignored). "
+        "An unreadable file is a startup error, never 'no keys'.",
+    )
 
-    rate_limit: str = ""
-    rate_limit_storage_uri: str = "memory://"
-    rate_limit_strategy: RateLimitStrategy = "sliding-window-counter"
+    rate_limit: str = Field(
+        default="", description="Per-client limit in `limits` syntax, e.g. `50/second`; empty = off."
+    )
+    rate_limit_storage_uri: str = Field(
+        default="memory://",
+        description="`memory://` (per process) or `async+redis://host:6379/0` (shared by all instances).",
+    )
+    rate_limit_strategy: RateLimitStrategy = Field(
+        default="sliding-window-counter",
+        description="`sliding-window-counter`, `moving-window` or `fixed-window`.",
+    )
 
-    max_batch_size: int = Field(default=64, ge=1, le=10_000)
-    max_text_chars: int = Field(default=20_000, ge=1)
-    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
-    max_inflight: int = Field(default=64, ge=1)
+    max_batch_size: int = Field(
+        default=64, ge=1, le=10_000, description="Texts per `/v1/classify` batch or v2 request."
+    )
+    max_text_chars: int = Field(default=20_000, ge=1, description="Characters per text.")
+    max_body_bytes: int = Field(
+        default=2 * 1024 * 1024, ge=1024, description="Request body limit in bytes (413), chunked bodies too."
+    )
+    max_inflight: int = Field(
+        default=64, ge=1, description="Inference requests admitted at once; more get 503 + `Retry-After`."
+    )
 
-    shutdown_grace_seconds: float = Field(default=10.0, gt=0)
+    shutdown_grace_seconds: float = Field(default=10.0, gt=0, description="SIGTERM to exit, at most.")
     # Time to keep serving (with /readyz failing) after SIGTERM before closing the listener, so a
     # load balancer that polls readiness stops routing first. 0 = close at once (Cloud Run).
-    shutdown_drain_delay_seconds: float = Field(default=0.0, ge=0)
+    shutdown_drain_delay_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="Keep serving (with `/readyz` failing) this long after SIGTERM before closing "
+        "the listener; part of the grace period.",
+    )
 
     # HTTP server stack; the defaults were the fastest measured (scripts/bench_service.py).
-    http_impl: Literal["httptools", "h11", "auto"] = "httptools"
-    loop_impl: Literal["uvloop", "asyncio", "auto"] = "uvloop"
+    http_impl: Literal["httptools", "h11", "auto"] = Field(
+        default="httptools", description="uvicorn's HTTP parser."
+    )
+    loop_impl: Literal["uvloop", "asyncio", "auto"] = Field(default="uvloop", description="The event loop.")
 
-    log_level: LogLevel = "INFO"
-    docs_enabled: bool = True
+    log_level: LogLevel = Field(default="INFO", description="`DEBUG` adds one log line per request.")
+    docs_enabled: bool = Field(default=True, description="Serve `/docs`, `/redoc` and `/openapi.json`.")
     # Addresses whose X-Forwarded-For / X-Forwarded-Proto are trusted (uvicorn's proxy headers),
     # so rate limiting keys on the real client behind a load balancer.
-    forwarded_allow_ips: str = "127.0.0.1"
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Proxies whose `X-Forwarded-For` is trusted for the client address (rate limiting).",
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

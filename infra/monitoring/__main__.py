@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="add the no-traffic alert (default: only for the prod environment)",
     )
-    r.add_argument("--runbook-base-url", default="README.md")
+    r.add_argument("--runbook-base-url", default="docs/monitoring/runbooks")
     args = parser.parse_args(argv)
     try:
         config = MonitoringConfig(

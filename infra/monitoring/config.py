@@ -26,9 +26,10 @@ class MonitoringConfig:
     latency_slo_seconds: float = 0.25  # p99 objective
     alert_on_no_traffic: bool = False  # prod: True
     scrape_interval_seconds: int = 15
-    # Where alert annotations point for the runbook; an absolute URL of the README in the repository
-    # makes the link clickable in notifications (anchors are appended: "#runbook-<alertname>").
-    runbook_base_url: str = "README.md"
+    # Where alert annotations point for the runbooks: the folder of one page per alert
+    # ("<base>/<AlertName>.md"). An absolute URL of docs/monitoring/runbooks in the repository's web
+    # view makes the link clickable in notifications.
+    runbook_base_url: str = "docs/monitoring/runbooks"
     # Model drift: page-free warning when the last hour differs from the 7-day baseline by more than
     # this (absolute, on the 0..1 scale) in scam share or mean score ...
     drift_tolerance: float = 0.15

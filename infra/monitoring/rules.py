@@ -88,13 +88,16 @@ class Alert:
         }
 
 
-def runbook_anchor(alert_name: str) -> str:
-    """The README heading anchor of an alert's runbook ("### Runbook: Name" on GitHub)."""
-    return f"runbook-{alert_name.lower()}"
+RUNBOOK_DIR = "docs/monitoring/runbooks"
+
+
+def runbook_page(alert_name: str) -> str:
+    """The repository path of an alert's runbook page (one page per alert in the docs site)."""
+    return f"{RUNBOOK_DIR}/{alert_name}.md"
 
 
 def runbook_url(config: MonitoringConfig, alert_name: str) -> str:
-    return f"{config.runbook_base_url}#{runbook_anchor(alert_name)}"
+    return f"{config.runbook_base_url.rstrip('/')}/{alert_name}.md"
 
 
 def _fmt(x: float) -> str:

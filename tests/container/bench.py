@@ -1,4 +1,4 @@
-"""Container figures for the README: image size and cold start (`docker run` -> /readyz 200),
+"""Container figures for docs/container.md: image size and cold start (`docker run` -> /readyz 200),
 run the hardened way (read-only, no capabilities, non-root, no-new-privileges).
 
     uv run python -m tests.container.bench [--image TAG] [--runs N]
