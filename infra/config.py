@@ -42,9 +42,10 @@ class ConfigKey:
 
     name: str
     type: ConfigType
-    default: str | int | bool | list[str] | None  # None: no default (secrets)
+    default: str | int | bool | list[str]  # every key has one: the CLI demands a value for any key without
     description: str
-    secret: bool = False
+    # Read as a secret Output by the program (never printed); the stack value should be `secure:`.
+    sensitive: bool = False
 
 
 # Grouped as in the configuration reference (docs/infrastructure/configuration.md).
@@ -86,9 +87,12 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey(
         "apiKeys",
         "string",
-        None,
-        "Comma-separated API keys (secret: `pulumi config set --secret`); unset = no key required.",
-        secret=True,
+        "",
+        "Comma-separated API keys (set it with `pulumi config set --secret`); empty = one key is generated "
+        "on cloud targets, none required locally.",
+        # Not `secret: true` in Pulumi.yaml: the CLI then demands a value in every stack and rejects
+        # a plain default. The program reads it as a secret whatever the stack file holds.
+        sensitive=True,
     ),
     # --- the image
     ConfigKey("imageName", "string", "scamguard-api", "Image repository name."),
@@ -378,8 +382,11 @@ class _Reader:
         return tuple(items)
 
     def secret(self, key: str) -> pulumi.Output[str] | None:
-        self._raw(key)  # declared?
-        return self._config.get_secret(key)
+        """A sensitive key as a secret Output; None when it is empty (the Pulumi.yaml default)."""
+        raw = self._raw(key)
+        if raw is None or not raw.strip():
+            return None
+        return pulumi.Output.secret(raw.strip())
 
 
 def _check_rate_limit(value: str) -> str | None:

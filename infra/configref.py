@@ -45,8 +45,6 @@ def pulumi_yaml() -> str:
         if key.type == "array":
             lines += ["    items:", "      type: string"]
         lines.append(f"    description: {json.dumps(key.description)}")
-        if key.secret:
-            lines.append("    secret: true")
         if key.default is not None:
             lines.append(f"    default: {json.dumps(key.default)}")
     return "\n".join(lines) + "\n"
@@ -55,9 +53,7 @@ def pulumi_yaml() -> str:
 def markdown_table() -> str:
     rows = ["| Key (`scamguard:`) | Type | Default | Meaning |", "| --- | --- | --- | --- |"]
     for key in CONFIG_KEYS:
-        if key.default is None:
-            default = "*(unset, secret)*"
-        elif key.default == "" or key.default == []:
+        if key.default == "" or key.default == []:
             default = "*(empty)*"
         else:
             default = f"`{json.dumps(key.default) if not isinstance(key.default, str) else key.default}`"

@@ -30,14 +30,9 @@ def test_pulumi_yaml_declares_exactly_the_program_keys_with_the_same_types_and_d
         spec = declared[key.name]
         assert spec["type"] == key.type, key.name
         assert spec["description"] == key.description, key.name
-        assert spec.get("secret", False) == key.secret, key.name
-        if key.default is None:
-            assert "default" not in spec, f"{key.name} is a secret without default"
-        else:
-            assert spec["default"] == key.default, (
-                f"{key.name}: Pulumi.yaml and infra/config.py defaults differ"
-            )
-            assert spec["description"].strip(), key.name
+        assert "secret" not in spec, f"{key.name}: a secret: true key must be set in every stack (CLI rule)"
+        assert spec["default"] == key.default, f"{key.name}: Pulumi.yaml and infra/config.py defaults differ"
+        assert spec["description"].strip(), key.name
 
 
 def test_pulumi_yaml_runtime_uses_the_uv_environment() -> None:
