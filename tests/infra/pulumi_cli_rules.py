@@ -51,7 +51,8 @@ def project_errors(project: Mapping[str, Any]) -> list[str]:
             )
         if namespaced and "default" in spec:
             errors.append(
-                f"Configuration key '{key}' is not namespaced by the project and should not define a default value"
+                f"Configuration key '{key}' is not namespaced by the project and should not define a "
+                "default value"
             )
         if "default" in spec and "value" in spec:
             errors.append(f"project config '{key}' cannot have both a 'default' and 'value' attribute")
@@ -60,12 +61,13 @@ def project_errors(project: Mapping[str, Any]) -> list[str]:
             errors.append(f"Configuration key '{key}' has an unknown type '{type_}'")
         if type_ == "array" and "items" not in spec:
             errors.append(
-                f"The configuration key '{key}' declares an array but does not specify the underlying type via "
-                "the 'items' attribute"
+                f"The configuration key '{key}' declares an array but does not specify the underlying "
+                "type via the 'items' attribute"
             )
         if type_ in _TYPES and "default" in spec and not _of_type(spec["default"], type_, spec.get("items")):
             errors.append(
-                f"The default value specified for configuration key '{key}' is not of the expected type '{type_}'"
+                f"The default value specified for configuration key '{key}' is not of the expected "
+                f"type '{type_}'"
             )
         if spec.get("secret") and "default" in spec and not isinstance(spec["default"], Mapping):
             errors.append(f"Configuration key '{key}' is secret and cannot have a plain default value")

@@ -1,5 +1,6 @@
-"""Pulumi.yaml and every Pulumi.<stack>.yaml pass the CLI's own config rules (tests/infra/pulumi_cli_rules.py),
-and each rule is shown to refuse a broken copy, the one that stopped every stack at preview included."""
+"""Pulumi.yaml and every Pulumi.<stack>.yaml pass the CLI's own config rules
+(tests/infra/pulumi_cli_rules.py), and each rule is shown to refuse a broken copy, the one that
+stopped every stack at preview included."""
 
 from __future__ import annotations
 
@@ -70,8 +71,10 @@ def test_type_mismatches_are_refused() -> None:
     errors = stack_errors("local", PROJECT, {"scamguard:maxInstances": "three", "scamguard:public": "yes"})
     assert "Stack 'local' with configuration key 'maxInstances' must be of type 'integer'" in errors
     assert "Stack 'local' with configuration key 'public' must be of type 'boolean'" in errors
-    assert project_errors(_with({"maxInstances": {"type": "integer", "default": "3"}})) == [
-        "The default value specified for configuration key 'maxInstances' is not of the expected type 'integer'"
+    wrong_default = project_errors(_with({"maxInstances": {"type": "integer", "default": "3"}}))
+    assert wrong_default == [
+        "The default value specified for configuration key 'maxInstances' is not of the expected "
+        "type 'integer'"
     ]
 
 
