@@ -6,6 +6,8 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import os
+import pathlib
 import socket
 import string
 import threading
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from infra.targets.gcp.service import API_KEYS_DIR, API_KEYS_FILE, API_KEYS_FILE_MODE
 from tests.container.dockerutil import (
     CONTAINER_PORT,
     SERVICE_UID,
@@ -393,3 +396,44 @@ def _seconds_until_not_ready(container: Container, since: float) -> float | None
                 pass
             time.sleep(0.01)
     return None
+
+
+def _keys_file(tmp_path: pathlib.Path, mode: int) -> pathlib.Path:
+    """A key file as Cloud Run mounts a secret volume: owned by root, at the volume's mode."""
+    folder = tmp_path / "secret"
+    folder.mkdir()
+    keys = folder / API_KEYS_FILE
+    keys.write_text("k1\n", encoding="utf-8")
+    os.chown(keys, 0, 0)
+    keys.chmod(mode)
+    folder.chmod(0o755)
+    return folder
+
+
+def test_api_keys_mounted_as_cloud_run_mounts_them_are_readable(image: str, tmp_path: pathlib.Path) -> None:
+    """The mode the GCP target sets (root-owned file, read as uid 10001) starts and enforces the key."""
+    if os.geteuid() != 0:
+        pytest.fail("this test makes a root-owned file, as Cloud Run's mount is: run it as root (CI does)")
+    folder = _keys_file(tmp_path, API_KEYS_FILE_MODE)
+    env = {"SCAMGUARD_API_KEYS_FILE": f"{API_KEYS_DIR}/{API_KEYS_FILE}"}
+    with run_container(image, env=env, extra=["--volume", f"{folder}:{API_KEYS_DIR}:ro"]) as container:
+        wait_ready(container)
+        with httpx.Client(base_url=container.base_url, timeout=10) as client:
+            assert client.post("/v1/classify", json={"text": SCAM}).status_code == 401
+            answer = client.post("/v1/classify", json={"text": SCAM}, headers={"X-API-Key": "k1"})
+        assert answer.status_code == 200, answer.text
+
+
+def test_a_key_file_the_service_user_cannot_read_stops_the_service(
+    image: str, tmp_path: pathlib.Path
+) -> None:
+    """The shipped 0o440 on a root-owned file: the process refuses to start, never runs without keys."""
+    if os.geteuid() != 0:
+        pytest.fail("this test makes a root-owned file, as Cloud Run's mount is: run it as root (CI does)")
+    folder = _keys_file(tmp_path, 0o440)
+    env = {"SCAMGUARD_API_KEYS_FILE": f"{API_KEYS_DIR}/{API_KEYS_FILE}"}
+    with run_container(image, env=env, extra=["--volume", f"{folder}:{API_KEYS_DIR}:ro"]) as container:
+        exit_code = container.exit_code(timeout=30)
+        logs = container.logs()
+    assert exit_code != 0
+    assert "cannot be read" in logs, logs[-2000:]

@@ -27,6 +27,10 @@ GMP_CONFIG_FILE = "config.yaml"
 SCRAPE_JOB = "scamguard"
 API_KEYS_DIR = "/secrets/api-keys"
 API_KEYS_FILE = "keys"
+# Cloud Run mounts secret volumes owned by root (gen2, and always with sidecars): the file must be
+# readable by others for the API's uid 10001, or the service refuses to start (an unreadable key
+# file is a startup error by design). tests/container proves both modes against the real image.
+API_KEYS_FILE_MODE = 0o444
 # Cloud Run sends SIGTERM, then SIGKILL 10 s later; the platform does not let us change that, so
 # the service's drain (SCAMGUARD_SHUTDOWN_GRACE_SECONDS) has to fit inside it.
 CLOUD_RUN_SHUTDOWN_SECONDS = 10
@@ -239,7 +243,7 @@ class CloudRunService(Service):
                         name="api-keys",
                         secret=run.ServiceTemplateVolumeSecretArgs(
                             secret=self.api_keys.secret_id,
-                            default_mode=0o440,
+                            default_mode=API_KEYS_FILE_MODE,
                             items=[
                                 run.ServiceTemplateVolumeSecretItemArgs(
                                     path=API_KEYS_FILE, version=self.api_keys.version
