@@ -52,6 +52,10 @@ class MountedSecret(pulumi.ComponentResource):
             f"{name}-version",
             secret=self.secret.id,
             secret_data=pulumi.Output.secret(args.data),
+            # A new value (key rotation, a new collector config) adds a version and leaves the old
+            # one: the stable revision of a canary split, or a rollback target, still mounts it.
+            # Versions go with the secret itself when the stack is destroyed.
+            deletion_policy="ABANDON",
             opts=child,
         )
         self.accessor_binding = gcp.secretmanager.SecretIamMember(
