@@ -473,13 +473,42 @@ def _check_email(value: str) -> str | None:
     return "empty or an e-mail address"
 
 
+# The internal IPv4 ranges a VPC subnet may use (Google's "Valid IPv4 ranges" for subnets): RFC 1918
+# plus the non-RFC 1918 ranges it supports. Python's is_private is not that set (it rejects
+# 100.64.0.0/10 and accepts loopback and link-local).
+_SUBNET_RANGES = tuple(
+    ipaddress.IPv4Network(r)
+    for r in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "240.0.0.0/4",
+    )
+)
+
+
 def _check_cidr(value: str) -> str | None:
     try:
         network = ipaddress.ip_network(value, strict=True)
     except ValueError:
         return "an IPv4 network in CIDR notation, e.g. 10.20.0.0/24"
-    if network.version != 4 or not network.is_private or not 8 <= network.prefixlen <= 29:
-        return "a private IPv4 network with a prefix from /8 to /29, e.g. 10.20.0.0/24"
+    if not isinstance(network, ipaddress.IPv4Network) or not any(
+        network.subnet_of(allowed) for allowed in _SUBNET_RANGES
+    ):
+        return (
+            "a private IPv4 network (RFC 1918, 100.64.0.0/10, 198.18.0.0/15 or 240.0.0.0/4), "
+            "e.g. 10.20.0.0/24"
+        )
+    # Cloud Run's Direct VPC egress needs a /26 or larger: one address per instance, twice the
+    # maximum during a rollout, and Google keeps some per subnet.
+    if not 8 <= network.prefixlen <= 26:
+        return "a prefix from /8 to /26 (Direct VPC egress needs at least a /26), e.g. 10.20.0.0/24"
     return None
 
 

@@ -181,6 +181,8 @@ INVALID: list[tuple[dict[str, str], str, str, str]] = [
     ({"localGrafanaPort": "8080"}, "localGrafanaPort", "8080", "not already used by scamguard:localApiPort"),
     ({"target": "gcp", "gcpSubnetCidr": "8.8.8.0/24"}, "gcpSubnetCidr", "8.8.8.0/24", "private IPv4"),
     ({"target": "gcp", "gcpSubnetCidr": "10.0.0.0/33"}, "gcpSubnetCidr", "10.0.0.0/33", "CIDR"),
+    ({"target": "gcp", "gcpSubnetCidr": "10.20.0.0/28"}, "gcpSubnetCidr", "10.20.0.0/28", "at least a /26"),
+    ({"target": "gcp", "gcpSubnetCidr": "127.0.0.0/24"}, "gcpSubnetCidr", "127.0.0.0/24", "private IPv4"),
     ({"target": "gcp", "gcpVpcEgress": "NONE"}, "gcpVpcEgress", "NONE", "PRIVATE_RANGES_ONLY, ALL_TRAFFIC"),
     ({"target": "gcp", "gcpInvokers": '["allUsers"]'}, "gcpInvokers", "allUsers", "public=true"),
     ({"target": "gcp", "gcpInvokers": '["bob"]'}, "gcpInvokers", "bob", "IAM members"),

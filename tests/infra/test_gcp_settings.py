@@ -119,3 +119,10 @@ def test_alert_conversion_helpers() -> None:
     assert spec.query == '(sum(rate(errors_total{job="x"}[5m]))) > 1'  # recording rule inlined
     assert (spec.duration, spec.evaluation_interval, spec.severity) == ("600s", "60s", "CRITICAL")
     assert spec.subject == "[scamguard prod] TooManyErrors: errors on ${metric.label.job}"
+
+
+@pytest.mark.parametrize("cidr", ["100.64.0.0/24", "172.16.4.0/26", "10.0.0.0/8", "240.1.0.0/24"])
+def test_subnet_ranges_cloud_run_supports_are_accepted(cidr: str) -> None:
+    from infra.config import _check_cidr
+
+    assert _check_cidr(cidr) is None
