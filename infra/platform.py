@@ -154,5 +154,7 @@ def monitoring_config(
         availability_slo=settings.alerting.availability_slo,
         latency_slo_seconds=settings.alerting.latency_slo_seconds,
         alert_on_no_traffic=settings.alerting.alert_on_no_traffic,
+        # The local target always runs its one container; the cloud ones may scale to zero.
+        always_running=settings.target == "local" or settings.scaling.min_instances > 0,
         scrape_interval_seconds=settings.alerting.scrape_interval_seconds,
     )

@@ -25,6 +25,9 @@ class MonitoringConfig:
     availability_slo: float = 0.999  # error budget = 1 - slo
     latency_slo_seconds: float = 0.25  # p99 objective
     alert_on_no_traffic: bool = False  # prod: True
+    # False where the platform may scale the API to zero (Cloud Run with min instances 0): no
+    # target is then normal when idle, so "no target at all" must not page.
+    always_running: bool = True
     scrape_interval_seconds: int = 15
     # Where alert annotations point for the runbooks: the folder of one page per alert
     # ("<base>/<AlertName>.md"). An absolute URL of docs/monitoring/runbooks in the repository's web

@@ -203,17 +203,6 @@ def alert_rules(config: MonitoringConfig) -> list[tuple[str, list[Alert]]]:
                 "down, hung, or unreachable from Prometheus."
             ),
         ),
-        Alert(
-            alert="ScamguardTargetMissing",
-            expr=f"absent(up{{{JOB_MATCHER}}})",
-            for_="5m",
-            severity="critical",
-            summary=f"no scamguard scrape target exists in {config.environment}",
-            description=(
-                'Prometheus has had no target in job "scamguard" for 5 minutes: service discovery or '
-                "the scrape configuration lost the API, so no other scamguard alert can fire."
-            ),
-        ),
     ]
 
     saturation_alerts = [
@@ -313,6 +302,20 @@ def alert_rules(config: MonitoringConfig) -> list[tuple[str, list[Alert]]]:
             ),
         ),
     ]
+    if config.always_running:
+        target_alerts.append(
+            Alert(
+                alert="ScamguardTargetMissing",
+                expr=f"absent(up{{{JOB_MATCHER}}})",
+                for_="5m",
+                severity="critical",
+                summary=f"no scamguard scrape target exists in {config.environment}",
+                description=(
+                    'Prometheus has had no target in job "scamguard" for 5 minutes: service discovery or '
+                    "the scrape configuration lost the API, so no other scamguard alert can fire."
+                ),
+            )
+        )
     if config.alert_on_no_traffic:
         target_alerts.append(
             Alert(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import subprocess
 from collections import defaultdict
@@ -79,3 +80,44 @@ def test_unit_test_config_renders_every_alert_there_is() -> None:
     every = set(alert_names(CONFIG))
     for config in CONFIGS.values():
         assert set(alert_names(config)) <= every
+
+
+def _idle_scaled_to_zero_suite(tmp_path: pathlib.Path, config: MonitoringConfig) -> pathlib.Path:
+    """An hour with no scamguard target at all (Cloud Run scaled to zero): every alert of the
+    stack's rules must stay silent."""
+    rule_files = sorted(p for p in write(config, tmp_path) if p.parent.name == "rules")
+    doc = {
+        "rule_files": [str(p) for p in rule_files],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": 'up{job="node",instance="10.0.0.9:9100"}', "values": "1x90"}],
+                "alert_rule_test": [
+                    {"eval_time": f"{minute}m", "alertname": name, "exp_alerts": []}
+                    for name in alert_names(config)
+                    for minute in (10, 60, 90)
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "idle-tests.yml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def test_a_stack_that_scales_to_zero_pages_nobody_while_idle(promtool: str, tmp_path: pathlib.Path) -> None:
+    staging = dataclasses.replace(CONFIGS["local"], environment="staging", always_running=False)
+    assert "ScamguardTargetMissing" not in alert_names(staging)
+    result = run(promtool, "test", "rules", str(_idle_scaled_to_zero_suite(tmp_path, staging)))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_idle_check_fails_for_a_stack_that_should_always_run(
+    promtool: str, tmp_path: pathlib.Path
+) -> None:
+    """The same idle hour on a warm-minimum stack is an outage: the validator must see it."""
+    prod = dataclasses.replace(CONFIGS["local"], environment="prod", always_running=True)
+    result = run(promtool, "test", "rules", str(_idle_scaled_to_zero_suite(tmp_path, prod)))
+    assert result.returncode != 0
+    assert "ScamguardTargetMissing" in result.stdout + result.stderr
