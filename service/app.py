@@ -135,6 +135,7 @@ def create_app(settings: Settings | None = None) -> ScamguardApp:
         limiter=limiter,
         max_body_bytes=settings.max_body_bytes,
         max_inflight=settings.max_inflight,
+        forwarded_hops=settings.forwarded_hops,
     )
 
     def openapi() -> dict[str, Any]:

@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import metrics
 from service.errors import INTERNAL_ERROR, REQUEST_ID_KEY, ApiError, count_rejection
-from service.ratelimit import RateLimiter
+from service.ratelimit import RateLimiter, client_host
 from service.state import ServiceState
 
 logger = logging.getLogger("scamguard")
@@ -149,8 +149,10 @@ class RequestPipeline:
         limiter: RateLimiter | None,
         max_body_bytes: int,
         max_inflight: int,
+        forwarded_hops: int = 0,
     ) -> None:
         self.app = app
+        self.forwarded_hops = forwarded_hops
         self.state = state
         self.routes = frozenset(routes)
         self.protected = frozenset(protected)
@@ -328,8 +330,8 @@ class RequestPipeline:
         self, scope: Scope, key: bytes | None, extra_headers: list[tuple[bytes, bytes]]
     ) -> None:
         assert self.limiter is not None
-        client = scope.get("client")
-        decision = await self.limiter.check(self.limiter.identity(key, client[0] if client else None))
+        host = client_host(scope, self.forwarded_hops)
+        decision = await self.limiter.check(self.limiter.identity(key, host))
         extra_headers.extend(decision.headers)
         if not decision.allowed:
             raise ApiError(

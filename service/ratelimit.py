@@ -13,7 +13,9 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from limits import RateLimitItem, parse_many
 from limits.aio.strategies import STRATEGIES
@@ -29,6 +31,24 @@ def async_storage_uri(uri: str) -> str:
     """The `limits` async scheme for a storage URI: `memory://` -> `async+memory://` etc."""
     uri = uri.strip()
     return uri if uri.startswith("async+") else f"async+{uri}"
+
+
+def client_host(scope: Mapping[str, Any], forwarded_hops: int) -> str | None:
+    """The client address a limit keys on.
+
+    With `forwarded_hops` = N > 0 the service sits behind N proxies that each append the address
+    they received the request from to X-Forwarded-For: the client is the N-th entry from the right.
+    Entries to the left of it were written by the client and are never trusted (taking the leftmost
+    one let a caller choose its own rate-limit key). With fewer entries than hops, or N = 0, it is
+    the TCP peer.
+    """
+    if forwarded_hops > 0:
+        values = [v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"x-forwarded-for"]
+        entries = [e.strip() for e in ",".join(values).split(",") if e.strip()]
+        if len(entries) >= forwarded_hops:
+            return entries[-forwarded_hops]
+    client = scope.get("client")
+    return client[0] if client else None
 
 
 @dataclass(frozen=True)

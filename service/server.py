@@ -113,7 +113,9 @@ def build_server(settings: Settings) -> DrainingServer:
         access_log=False,
         log_config=logging_config(settings.log_level),
         log_level=settings.log_level.lower(),
-        proxy_headers=True,
+        # With a hop count the pipeline reads X-Forwarded-For itself (from the right); uvicorn's
+        # proxy handling would take a client-written entry when every peer is trusted.
+        proxy_headers=settings.forwarded_hops == 0,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         server_header=False,
         # Leave ~1 s of the grace period for the lifespan shutdown and process exit.

@@ -92,7 +92,16 @@ class Settings(BaseSettings):
     # so rate limiting keys on the real client behind a load balancer.
     forwarded_allow_ips: str = Field(
         default="127.0.0.1",
-        description="Proxies whose `X-Forwarded-For` is trusted for the client address (rate limiting).",
+        description="Proxies whose `X-Forwarded-For` is trusted for the client address (rate limiting); "
+        "ignored when `SCAMGUARD_FORWARDED_HOPS` is set.",
+    )
+    forwarded_hops: int = Field(
+        default=0,
+        ge=0,
+        le=8,
+        description="Proxies in front that each append to `X-Forwarded-For` (Cloud Run: 1; behind "
+        "Google's external load balancer: 2): the client is that many entries from the right, and "
+        "what the client wrote itself is ignored. 0 = use `SCAMGUARD_FORWARDED_ALLOW_IPS`.",
     )
 
     @field_validator("api_keys", mode="before")
