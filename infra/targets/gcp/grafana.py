@@ -11,7 +11,7 @@ import pulumi_random as random
 
 from infra.targets.gcp.identity import GRAFANA_PROJECT_ROLES, ServiceIdentity, ServiceIdentityArgs
 from infra.targets.gcp.secrets import MountedSecret, MountedSecretArgs
-from infra.targets.gcp.service import INGRESS, member_slug
+from infra.targets.gcp.service import FILES_ANNOTATION, INGRESS, member_slug
 
 run = gcp.cloudrunv2
 
@@ -37,6 +37,9 @@ class GrafanaArgs:
     ingress: str
     invokers: Sequence[str] = field(default_factory=tuple)
     deletion_protection: bool = False
+    # sha256 of the files it reads from the bucket at start: a change rolls a new revision, or the
+    # running one would keep serving the old rules/dashboards (it reads them only at start).
+    files_sha256: str = ""
     frontend_image: str = GMP_FRONTEND_IMAGE
 
 
@@ -140,6 +143,7 @@ class Grafana(pulumi.ComponentResource):
             deletion_protection=args.deletion_protection,
             template=run.ServiceTemplateArgs(
                 labels=args.labels,
+                annotations={FILES_ANNOTATION: args.files_sha256},
                 service_account=self.identity.email,
                 execution_environment="EXECUTION_ENVIRONMENT_GEN2",  # Cloud Storage volumes need gen2
                 # Grafana keeps sessions in its local SQLite: one instance so a login sticks.

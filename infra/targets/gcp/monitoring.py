@@ -15,6 +15,7 @@ from infra.platform import Monitoring
 from infra.targets.gcp.alerting import Alerting, AlertingArgs
 from infra.targets.gcp.grafana import FRONTEND_PORT, MOUNT_DIR, Grafana, GrafanaArgs
 from infra.targets.gcp.rule_evaluator import CONFIG_OBJECT, RuleEvaluator, RuleEvaluatorArgs
+from infra.targets.gcp.service import files_sha256
 
 # What Grafana's data source points at: the GMP query frontend sidecar in the Grafana service.
 GRAFANA_PROMETHEUS_URL = f"http://127.0.0.1:{FRONTEND_PORT}"
@@ -84,6 +85,8 @@ class GcpMonitoringArgs:
     grafana_image: str
     ingress: str
     invokers: Sequence[str] = field(default_factory=tuple)
+    # Grafana's address on the edge load balancer (behind IAP); None = its run.app URL.
+    public_grafana_url: str | None = None
     notification_email: str = ""
     evaluation_interval_seconds: int = 30
     deletion_protection: bool = False
@@ -145,6 +148,8 @@ class GcpMonitoring(Monitoring):
             )
             for path, text in sorted(files.items())
         ]
+        grafana_sha = files_sha256({p: t for p, t in files.items() if p.startswith("grafana/")})
+        rules_sha = files_sha256({p: t for p, t in files.items() if not p.startswith("grafana/")})
         # Services start only once their files are in the bucket.
         after_files = pulumi.ResourceOptions(parent=self, depends_on=list(objects))
 
@@ -160,6 +165,7 @@ class GcpMonitoring(Monitoring):
                     labels=args.labels("rule-evaluator"),
                     bucket=self.bucket.name,
                     deletion_protection=args.deletion_protection,
+                    files_sha256=rules_sha,
                 ),
                 opts=after_files,
             )
@@ -176,9 +182,12 @@ class GcpMonitoring(Monitoring):
                 ingress=args.ingress,
                 invokers=args.invokers,
                 deletion_protection=args.deletion_protection,
+                files_sha256=grafana_sha,
             ),
             opts=after_files,
         )
         self.prometheus_url = pulumi.Output.from_input(gmp_query_url(args.project))
-        self.grafana_url = self.grafana.url
+        self.grafana_url = (
+            pulumi.Output.from_input(args.public_grafana_url) if args.public_grafana_url else self.grafana.url
+        )
         self.register_outputs({"prometheus_url": self.prometheus_url, "grafana_url": self.grafana_url})

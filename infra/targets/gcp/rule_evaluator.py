@@ -13,6 +13,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra.targets.gcp.identity import RULE_EVALUATOR_PROJECT_ROLES, ServiceIdentity, ServiceIdentityArgs
+from infra.targets.gcp.service import FILES_ANNOTATION
 
 run = gcp.cloudrunv2
 
@@ -31,6 +32,9 @@ class RuleEvaluatorArgs:
     labels: dict[str, str]
     bucket: pulumi.Input[str]  # holds CONFIG_OBJECT and the rule files it lists
     deletion_protection: bool = False
+    # sha256 of the files it reads from the bucket at start: a change rolls a new revision, or the
+    # running one would keep serving the old rules/dashboards (it reads them only at start).
+    files_sha256: str = ""
     image: str = RULE_EVALUATOR_IMAGE
 
 
@@ -93,6 +97,7 @@ class RuleEvaluator(pulumi.ComponentResource):
             deletion_protection=args.deletion_protection,
             template=run.ServiceTemplateArgs(
                 labels=args.labels,
+                annotations={FILES_ANNOTATION: args.files_sha256},
                 service_account=self.identity.email,
                 execution_environment="EXECUTION_ENVIRONMENT_GEN2",
                 # Two evaluators would write every recorded sample twice.
