@@ -36,8 +36,21 @@ MOCK_OUTPUTS: dict[str, MockOutputs] = {
     "gcp:secretmanager/secretVersion:SecretVersion": lambda name, inputs: {"version": "1"},
     "gcp:storage/bucket:Bucket": lambda name, inputs: {"url": f"gs://{inputs.get('name', name)}"},
     "random:index/randomPassword:RandomPassword": lambda name, inputs: {"result": f"mock-password-{name}"},
+    "random:index/randomId:RandomId": lambda name, inputs: {"hex": "a1b2", "b64Url": "obI", "dec": "41394"},
+    "gcp:compute/globalAddress:GlobalAddress": lambda name, inputs: {
+        "address": "203.0.113.10",
+        "selfLink": f"https://www.googleapis.com/compute/v1/projects/mock-project/global/addresses/{name}",
+    },
+    "gcp:compute/securityPolicy:SecurityPolicy": lambda name, inputs: {
+        "selfLink": f"https://www.googleapis.com/compute/v1/projects/mock-project/global/securityPolicies/{name}",
+    },
 }
 MOCK_CALLS: dict[str, MockCall] = {
+    "gcp:organizations/getProject:getProject": lambda args: {
+        "projectId": args.get("projectId", "mock-project"),
+        "number": "123456789012",
+        "name": args.get("projectId", "mock-project"),
+    },
     "gcp:organizations/getClientConfig:getClientConfig": lambda args: {
         "accessToken": "mock-access-token",
         "project": "mock-project",
