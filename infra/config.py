@@ -135,8 +135,9 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey(
         "gcpIngress",
         "string",
-        "internal-and-cloud-load-balancing",
-        "GCP target: Cloud Run ingress, all, internal or internal-and-cloud-load-balancing.",
+        "all",
+        "GCP target: Cloud Run ingress, all (callers still need run.invoker), internal, or "
+        "internal-and-cloud-load-balancing (needs gcpDomain: the load balancer is then the way in).",
     ),
     ConfigKey(
         "gcpStableRevision",
@@ -149,6 +150,35 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "boolean",
         False,
         "GCP target: CPU outside requests too (instance billing; steadier metrics collection).",
+    ),
+    ConfigKey(
+        "gcpDomain",
+        "string",
+        "",
+        "GCP target: host name of the API on a global external HTTPS load balancer (managed "
+        "certificate, Cloud Armor); empty = no load balancer. Needed with ingress "
+        "internal-and-cloud-load-balancing.",
+    ),
+    ConfigKey(
+        "gcpGrafanaDomain",
+        "string",
+        "",
+        "GCP target: host name of Grafana on the same load balancer, behind Identity-Aware Proxy; "
+        "empty = Grafana only through `gcloud run services proxy`.",
+    ),
+    ConfigKey(
+        "gcpEdgeRateLimitPerMinute",
+        "integer",
+        1200,
+        "GCP target: requests per minute one client IP may send through the load balancer before "
+        "Cloud Armor answers 429 (0 = no edge limit).",
+    ),
+    ConfigKey(
+        "gcpGrafanaViewers",
+        "array",
+        [],
+        "GCP target: IAM members who may open Grafana (through IAP with gcpGrafanaDomain, else as "
+        "Cloud Run invokers for `gcloud run services proxy`).",
     ),
 )
 
@@ -255,6 +285,14 @@ class GcpSettings:
     ingress: str
     stable_revision: str
     cpu_always_allocated: bool
+    domain: str = ""  # the API's host on the external HTTPS load balancer; "" = no load balancer
+    grafana_domain: str = ""
+    edge_rate_limit_per_minute: int = 0
+    grafana_viewers: tuple[str, ...] = ()
+
+    @property
+    def has_edge(self) -> bool:
+        return bool(self.domain)
 
 
 @dataclass(frozen=True)
@@ -518,6 +556,12 @@ def _check_revision(value: str) -> str | None:
     return "empty or a Cloud Run revision name such as scamguard-prod-00042-abc"
 
 
+def _check_domain(value: str) -> str | None:
+    if value == "" or re.fullmatch(r"(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", value):
+        return None
+    return "empty or a lowercase host name such as api.example.com (no scheme, no path)"
+
+
 def _check_member(value: str) -> str | None:
     if value in ("allUsers", "allAuthenticatedUsers"):
         return "a principal, not allUsers/allAuthenticatedUsers (set public=true to open the service)"
@@ -671,7 +715,29 @@ def load_settings() -> Settings:
             ingress=read.string("gcpIngress", choices=GCP_INGRESS),
             stable_revision=read.string("gcpStableRevision", check=_check_revision),
             cpu_always_allocated=read.boolean("gcpCpuAlwaysAllocated"),
+            domain=read.string("gcpDomain", check=_check_domain),
+            grafana_domain=read.string("gcpGrafanaDomain", check=_check_domain),
+            edge_rate_limit_per_minute=read.integer(
+                "gcpEdgeRateLimitPerMinute", minimum=0, maximum=1_000_000
+            ),
+            grafana_viewers=read.string_list("gcpGrafanaViewers", check=_check_member),
         )
+        if gcp.ingress == "internal-and-cloud-load-balancing" and not gcp.has_edge:
+            raise read.fail(
+                "gcpIngress",
+                gcp.ingress,
+                "'all' or 'internal', or set scamguard:gcpDomain: with this ingress only a load balancer "
+                "reaches the service, and without gcpDomain none is created (the service would be "
+                "unreachable)",
+            )
+        if gcp.grafana_domain and not gcp.has_edge:
+            raise read.fail(
+                "gcpGrafanaDomain",
+                gcp.grafana_domain,
+                "empty unless scamguard:gcpDomain sets the load balancer",
+            )
+        if gcp.grafana_domain and gcp.grafana_domain == gcp.domain:
+            raise read.fail("gcpGrafanaDomain", gcp.grafana_domain, "a host name other than gcpDomain's")
         if service.canary_percent > 0 and not gcp.stable_revision:
             raise read.fail(
                 "canaryPercent",

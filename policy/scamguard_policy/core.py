@@ -65,6 +65,10 @@ class StackContext:
     allow_public_production: bool = False
     max_instances_limit: int = 100
     workload_component: str = "service"
+    # The Cloud Run service behind the stack's external load balancer (scamguard:gcpDomain set and
+    # ingress internal-and-cloud-load-balancing): its serverless NEG calls it unauthenticated, so it
+    # needs allUsers as invoker while the ingress keeps everything but the load balancer out.
+    edge_service: str = ""
 
     @property
     def production(self) -> bool:
@@ -85,9 +89,14 @@ class StackContext:
         policy_config = policy_config or {}
         invoker = policy_config.get("cloud-run-no-public-invoker", {})
         scaling = policy_config.get("cloud-run-max-instances", {})
+        stack_name = stack.rsplit("/", 1)[-1]  # "org/project/stack" -> "stack"
+        edge = bool(stack_config.get("scamguard:gcpDomain")) and (
+            stack_config.get("scamguard:gcpIngress") == "internal-and-cloud-load-balancing"
+        )
         return cls(
-            stack=stack.rsplit("/", 1)[-1],  # "org/project/stack" -> "stack"
+            stack=stack_name,
             public=_truthy(stack_config.get("scamguard:public", False)),
+            edge_service=f"scamguard-{stack_name}" if edge else "",
             allow_public_production=_truthy(invoker.get("allowPublicProduction", False)),
             max_instances_limit=int(scaling.get("maxInstanceCount", 100)),
         )

@@ -58,8 +58,11 @@ def check_no_primitive_roles(resource: Resource, stack: StackContext) -> Iterato
 def check_no_public_invoker(resource: Resource, stack: StackContext) -> Iterator[str]:
     if stack.public_allowed:
         return
+    edge_fronted = bool(stack.edge_service) and resource.props.get("name") == stack.edge_service
     for role, members in grants(resource.props):
         for member in sorted(PUBLIC_MEMBERS.intersection(members)):
+            if edge_fronted and member == "allUsers" and role == "roles/run.invoker":
+                continue  # the API behind the load balancer: ingress admits nothing else
             if stack.public and stack.production:
                 why = (
                     f"stack {stack.stack!r} is production: besides scamguard:public=true it needs the "

@@ -81,10 +81,25 @@ CASES = [
         "allusers-invoker-in-prod",
         "prod",
         LOG_WRITER,
+        lambda p: p.update(member="allUsers", role="roles/run.invoker", name="scamguard-prod-grafana"),
+        "cloud-run-no-public-invoker",
+        "stack 'prod' is not configured public",
+        new_type="gcp:cloudrunv2/serviceIamMember:ServiceIamMember",
+    ),
+    Case(
+        # allUsers on the API is allowed only where the ingress admits nothing but the load balancer.
+        "allusers-on-the-api-without-the-edge",
+        "prod",
+        LOG_WRITER,
         lambda p: p.update(member="allUsers", role="roles/run.invoker", name="scamguard-prod"),
         "cloud-run-no-public-invoker",
         "stack 'prod' is not configured public",
         new_type="gcp:cloudrunv2/serviceIamMember:ServiceIamMember",
+        overrides={
+            "scamguard:gcpDomain": "",
+            "scamguard:gcpGrafanaDomain": "",
+            "scamguard:gcpIngress": "all",
+        },
     ),
     Case(
         "public-prod-without-policy-opt-in",
@@ -94,7 +109,12 @@ CASES = [
         "cloud-run-no-public-invoker",
         "allowPublicProduction",
         new_type="gcp:cloudrunv2/serviceIamMember:ServiceIamMember",
-        overrides={"scamguard:public": "true"},
+        overrides={
+            "scamguard:public": "true",
+            "scamguard:gcpDomain": "",
+            "scamguard:gcpGrafanaDomain": "",
+            "scamguard:gcpIngress": "all",
+        },
     ),
     Case(
         "all-authenticated-on-bucket",

@@ -39,9 +39,13 @@ def test_rules_actually_ran_on_the_cloud_stacks(stack: str) -> None:
     types = {r.type for r in resources(load_graph(stack))}
     applied = {rule.name for rule in RULES if any(rule.applies_to(type_) for type_ in types)}
     gcp_rules = {rule.name for rule in RULES if not rule.name.startswith("docker-")}
-    # No service account key is created (the point of that rule), and no Cloud Run invoker binding
-    # (the committed stacks list no scamguard:gcpInvokers; the public variants below have one).
-    assert gcp_rules - applied == {"gcp-no-service-account-keys", "cloud-run-no-public-invoker"}
+    # No service account key is created (the point of that rule). Staging has no Cloud Run invoker
+    # binding (it lists no scamguard:gcpInvokers); prod has its edge's (allUsers on the API behind
+    # the load balancer, IAP's agent on Grafana).
+    expected = {"gcp-no-service-account-keys"} | (
+        {"cloud-run-no-public-invoker"} if stack == "staging" else set()
+    )
+    assert gcp_rules - applied == expected
 
 
 def test_docker_rules_ran_on_the_local_stack() -> None:
@@ -57,6 +61,13 @@ def test_public_variants_are_judged_by_the_stack_config() -> None:
     staging = load_graph("staging", public)
     assert evaluate(RULES, resources(staging), context("staging", public)) == []
 
+    # Without the load balancer, so that allUsers comes from `public` alone.
+    public = {
+        **public,
+        "scamguard:gcpDomain": "",
+        "scamguard:gcpGrafanaDomain": "",
+        "scamguard:gcpIngress": "all",
+    }
     prod = load_graph("prod", public)
     violations = evaluate(RULES, resources(prod), context("prod", public))
     assert [(v.rule, v.resource_name) for v in violations] == [

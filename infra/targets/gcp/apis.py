@@ -20,6 +20,8 @@ REQUIRED_APIS: tuple[str, ...] = (
     "secretmanager.googleapis.com",
     "storage.googleapis.com",
 )
+# Identity-Aware Proxy, in front of Grafana on the edge load balancer (gcpGrafanaDomain).
+IAP_API = "iap.googleapis.com"
 
 
 @dataclass

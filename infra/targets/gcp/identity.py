@@ -22,21 +22,12 @@ PRIMITIVE_ROLES = frozenset({"roles/owner", "roles/editor", "roles/viewer"})
 
 
 @dataclass
-class RepositoryRef:
-    project: pulumi.Input[str]
-    location: pulumi.Input[str]
-    repository_id: pulumi.Input[str]
-
-
-@dataclass
 class ServiceIdentityArgs:
     project: pulumi.Input[str]
     # 6-30 chars, [a-z][-a-z0-9]*[a-z0-9]; unique in the project, so it carries the stack name.
     account_id: pulumi.Input[str]
     display_name: pulumi.Input[str]
     project_roles: Sequence[str] = field(default_factory=tuple)
-    # When set, the account may pull images from this repository only (artifactregistry.reader).
-    pull_from: RepositoryRef | None = None
     # When set, the account may read objects of this bucket only (storage.objectViewer).
     read_bucket: pulumi.Input[str] | None = None
 
@@ -72,16 +63,6 @@ class ServiceIdentity(Identity):
                 f"{name}-{role.removeprefix('roles/').replace('.', '-').lower()}",
                 project=args.project,
                 role=role,
-                member=self.member,
-                opts=child,
-            )
-        if args.pull_from is not None:
-            gcp.artifactregistry.RepositoryIamMember(
-                f"{name}-artifactregistry-reader",
-                project=args.pull_from.project,
-                location=args.pull_from.location,
-                repository=args.pull_from.repository_id,
-                role="roles/artifactregistry.reader",
                 member=self.member,
                 opts=child,
             )

@@ -11,10 +11,10 @@ from infra.config import GcpSettings, Settings
 from infra.image import ServiceImage
 from infra.monitoring import render, rule_groups
 from infra.platform import Platform, monitoring_config
-from infra.targets.gcp.apis import ProjectApis, ProjectApisArgs
+from infra.targets.gcp.apis import IAP_API, REQUIRED_APIS, ProjectApis, ProjectApisArgs
+from infra.targets.gcp.edge import EdgeArgs, EdgeLoadBalancer
 from infra.targets.gcp.identity import (
     RUNTIME_PROJECT_ROLES,
-    RepositoryRef,
     ServiceIdentity,
     ServiceIdentityArgs,
 )
@@ -60,6 +60,7 @@ class GcpPlatform(
         self._apis: ProjectApis | None = None
         self._image: ServiceImage | None = None
         self._service: CloudRunService | None = None
+        self._edge: EdgeLoadBalancer | None = None
 
     def labels(self, component: str) -> dict[str, str]:
         """project, stack and component labels (plus managed-by) for every labelable resource."""
@@ -68,7 +69,10 @@ class GcpPlatform(
     @property
     def apis(self) -> ProjectApis:
         if self._apis is None:
-            self._apis = ProjectApis(f"{self.prefix}-apis", ProjectApisArgs(project=self.gcp.project))
+            services = (*REQUIRED_APIS, IAP_API) if self.gcp.grafana_domain else REQUIRED_APIS
+            self._apis = ProjectApis(
+                f"{self.prefix}-apis", ProjectApisArgs(project=self.gcp.project, services=services)
+            )
         return self._apis
 
     def registry(self) -> ArtifactRepository:
@@ -104,12 +108,10 @@ class GcpPlatform(
                 project=self.gcp.project,
                 account_id=f"{self.resource_prefix}-run"[:30],
                 display_name=f"scamguard API runtime ({self.settings.stack})",
+                # No registry role: Cloud Run's service agent imports the image of a same-project
+                # repository at deploy time (Artifact Registry's "Deploying to Cloud Run"); the
+                # running service never pulls.
                 project_roles=RUNTIME_PROJECT_ROLES,
-                pull_from=RepositoryRef(
-                    project=self.gcp.project,
-                    location=self.gcp.region,
-                    repository_id=registry.docker_repository.repository_id,
-                ),
             ),
             opts=after_apis(self.apis),
         )
@@ -126,9 +128,11 @@ class GcpPlatform(
     def service(self, image: ServiceImage, network: VpcNetwork, identity: ServiceIdentity) -> CloudRunService:
         settings, scaling = self.settings, self.settings.scaling
         environment = {k: v for k, v in settings.service.environment().items() if k not in RESERVED_ENV}
-        # Cloud Run's front end is the TCP peer of every request; trusting its X-Forwarded-For is
-        # what lets rate limiting key on the real client instead of one shared proxy address.
-        environment["SCAMGUARD_FORWARDED_ALLOW_IPS"] = "*"
+        # Rate limits key on the client address that the proxies in front appended to
+        # X-Forwarded-For, counted from the right: Cloud Run's front end appends one entry, Google's
+        # external load balancer "<client>, <load balancer>" (docs/infrastructure/gcp.md). Entries
+        # the client wrote itself are never trusted.
+        environment["SCAMGUARD_FORWARDED_HOPS"] = "2" if self.gcp.has_edge else "1"
         self._image = image
         self._service = CloudRunService(
             f"{self.prefix}-service",
@@ -159,6 +163,7 @@ class GcpPlatform(
                 public=settings.service.public,
                 invokers=self.gcp.invokers,
                 port=settings.service.port,
+                edge_url=f"https://{self.gcp.domain}" if self.gcp.has_edge else None,
             ),
             opts=after_apis(self.apis),
         )
@@ -169,7 +174,7 @@ class GcpPlatform(
         config = monitoring_config(
             self.settings, [f"127.0.0.1:{self.settings.service.port}"], GRAFANA_PROMETHEUS_URL
         )
-        return GcpMonitoring(
+        monitoring = GcpMonitoring(
             f"{self.prefix}-monitoring",
             GcpMonitoringArgs(
                 project=self.gcp.project,
@@ -181,11 +186,37 @@ class GcpPlatform(
                 recording_groups=rule_groups(config),
                 alert_groups=rule_groups(config, inline_recording_rules=True),
                 grafana_image=self.settings.monitoring.grafana_image,
-                ingress=self.gcp.ingress,
-                invokers=self.gcp.invokers,
+                # Behind IAP on the load balancer, or else reachable for `gcloud run services
+                # proxy` by its viewers only (never allUsers either way).
+                ingress="internal-and-cloud-load-balancing" if self.gcp.grafana_domain else "all",
+                invokers=() if self.gcp.grafana_domain else self.gcp.grafana_viewers,
+                public_grafana_url=f"https://{self.gcp.grafana_domain}" if self.gcp.grafana_domain else None,
                 notification_email=self.settings.alerting.notification_email,
                 evaluation_interval_seconds=max(30, self.settings.alerting.scrape_interval_seconds),
                 deletion_protection=self.settings.deletion_protection,
+            ),
+            opts=after_apis(self.apis),
+        )
+        self._edge = self.edge(service, monitoring)
+        return monitoring
+
+    def edge(self, service: CloudRunService, monitoring: GcpMonitoring) -> EdgeLoadBalancer | None:
+        """The external HTTPS load balancer, where the stack names a domain (production)."""
+        if not self.gcp.has_edge:
+            return None
+        return EdgeLoadBalancer(
+            f"{self.prefix}-edge",
+            EdgeArgs(
+                project=self.gcp.project,
+                region=self.gcp.region,
+                name_prefix=self.resource_prefix,
+                api_service=service.name,
+                api_domain=self.gcp.domain,
+                rate_limit_per_minute=self.gcp.edge_rate_limit_per_minute,
+                grafana_service=monitoring.grafana.service.name if self.gcp.grafana_domain else None,
+                grafana_domain=self.gcp.grafana_domain,
+                grafana_viewers=self.gcp.grafana_viewers,
+                labels=self.labels("edge"),
             ),
             opts=after_apis(self.apis),
         )
@@ -197,4 +228,7 @@ class GcpPlatform(
         if self._service is not None:
             outputs["canary_url"] = self._service.canary_url
             outputs["api_keys_secret"] = self._service.api_keys.secret_id
+            outputs["run_url"] = self._service.run_url
+        if self._edge is not None:
+            outputs["edge_ip_address"] = self._edge.ip_address
         return outputs

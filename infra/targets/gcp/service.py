@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,9 @@ GMP_CONFIG_FILE = "config.yaml"
 SCRAPE_JOB = "scamguard"
 API_KEYS_DIR = "/secrets/api-keys"
 API_KEYS_FILE = "keys"
+# Revision-template annotation carrying the digest of the files a service reads from its bucket at
+# start: a new digest is a new revision, so changed rules or dashboards reach the running service.
+FILES_ANNOTATION = "scamguard.io/files-sha256"
 # Cloud Run mounts secret volumes owned by root (gen2, and always with sidecars): the file must be
 # readable by others for the API's uid 10001, or the service refuses to start (an unreadable key
 # file is a startup error by design). tests/container proves both modes against the real image.
@@ -112,6 +116,10 @@ class CloudRunServiceArgs:
     invokers: Sequence[str] = field(default_factory=tuple)
     port: int = 8080
     gmp_sidecar_image: str = GMP_SIDECAR_IMAGE
+    # The https:// address of the external load balancer in front (infra/targets/gcp/edge.py): the
+    # service's public URL then, and its serverless NEG needs unauthenticated invocation (ingress
+    # keeps everything but the load balancer and the VPC out). None = no load balancer.
+    edge_url: str | None = None
 
 
 class CloudRunService(Service):
@@ -271,7 +279,7 @@ class CloudRunService(Service):
             ),
         )
 
-        members = ["allUsers"] if args.public else list(args.invokers)
+        members = ["allUsers"] if args.public or args.edge_url else list(args.invokers)
         for member in members:
             gcp.cloudrunv2.ServiceIamMember(
                 f"{name}-invoker-{member_slug(member)}",
@@ -283,7 +291,8 @@ class CloudRunService(Service):
                 opts=child,
             )
 
-        self.url = self.service.uri
+        self.run_url = self.service.uri
+        self.url = pulumi.Output.from_input(args.edge_url) if args.edge_url else self.service.uri
         self.name = self.service.name
         self.latest_revision = self.service.latest_ready_revision
         self.canary_url = self.service.traffic_statuses.apply(
@@ -291,10 +300,20 @@ class CloudRunService(Service):
         )
         # Prometheus never scrapes Cloud Run from outside: the sidecar collector does, per instance.
         self.scrape_targets = pulumi.Output.from_input([])
-        self.register_outputs({"url": self.url, "name": self.name, "canary_url": self.canary_url})
+        self.register_outputs(
+            {"url": self.url, "run_url": self.run_url, "name": self.name, "canary_url": self.canary_url}
+        )
 
 
 def member_slug(member: str) -> str:
     """A stable, URN-safe resource name suffix for an IAM member."""
     kind, _, who = member.partition(":")
     return (kind + "-" + who if who else kind).lower().replace("@", "-at-").replace(".", "-")[:60]
+
+
+def files_sha256(files: Mapping[str, str]) -> str:
+    """One digest over file paths and contents, independent of their order."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(f"{path}\0{len(files[path])}\0{files[path]}".encode())
+    return digest.hexdigest()
