@@ -180,7 +180,75 @@ def check_dedicated_service_account(resource: Resource, stack: StackContext) -> 
 
 _RUN = type_is(SERVICE, JOB)
 
+
+def check_secret_volumes_readable(resource: Resource, stack: StackContext) -> Iterator[str]:
+    """Cloud Run mounts secret volumes owned by root (gen2, and always with sidecars): a container
+    running as another user reads the files only through the 'others' read bit."""
+    volumes = items(get(resource.props, "template", "volumes"))
+    for volume in volumes:
+        secret = get(volume, "secret")
+        if not isinstance(secret, Mapping):
+            continue
+        modes = [secret.get("defaultMode"), *(get(i, "mode") for i in items(secret.get("items")))]
+        for mode in modes:
+            if isinstance(mode, int) and not mode & 0o004:
+                yield (
+                    f"Cloud Run service {resource.name}: secret volume {volume.get('name')!r} has mode "
+                    f"{mode:#o}; Cloud Run mounts it owned by root, so a non-root container cannot read "
+                    "it (the service then refuses to start). Use 0o444."
+                )
+
+
+def check_production_behind_edge(resource: Resource, stack: StackContext) -> Iterator[str]:
+    """A production API is not reachable from the internet except through the load balancer (Cloud
+    Armor, managed certificate) unless the stack is deliberately public."""
+    if not stack.production or stack.public_allowed or not _is_workload(resource, stack):
+        return
+    ingress = resource.props.get("ingress")
+    if ingress == "INGRESS_TRAFFIC_ALL":
+        yield (
+            f"Cloud Run service {resource.name} in production stack {stack.stack!r} takes traffic "
+            "from the whole internet: set scamguard:gcpIngress internal-and-cloud-load-balancing "
+            "with scamguard:gcpDomain, so the edge load balancer (Cloud Armor, TLS) is the way in."
+        )
+
+
+def check_backend_has_security_policy(resource: Resource, stack: StackContext) -> Iterator[str]:
+    if resource.props.get("loadBalancingScheme") in (
+        "EXTERNAL",
+        "EXTERNAL_MANAGED",
+    ) and not resource.props.get("securityPolicy"):
+        yield (
+            f"Backend service {resource.name} faces the internet without a Cloud Armor security "
+            "policy: attach one (the edge rate limit and OWASP rules)."
+        )
+
+
 RULES = (
+    Rule(
+        name="cloud-run-secret-volume-readable",
+        description="Cloud Run v2 secret volumes are readable by the container's non-root user (mode 0o444).",
+        enforcement="mandatory",
+        applies_to=type_is(SERVICE),
+        check=check_secret_volumes_readable,
+    ),
+    Rule(
+        name="cloud-run-production-behind-edge",
+        description=(
+            "The production API's ingress admits only the load balancer and the VPC, unless the "
+            "stack is deliberately public."
+        ),
+        enforcement="mandatory",
+        applies_to=type_is(SERVICE),
+        check=check_production_behind_edge,
+    ),
+    Rule(
+        name="gcp-edge-backend-security-policy",
+        description="Internet-facing backend services carry a Cloud Armor security policy.",
+        enforcement="mandatory",
+        applies_to=type_is("gcp:compute/backendService:BackendService"),
+        check=check_backend_has_security_policy,
+    ),
     Rule(
         name="cloud-run-deletion-protection",
         description="Cloud Run v2 services in a production stack set deletion_protection=True.",

@@ -641,3 +641,27 @@ def test_labels_on_every_labelable_resource(
                 assert resource.inputs["template"]["labels"] == labels
             checked += 1
         assert checked >= 15, f"{deployment.stack}: the label check saw almost no resource"
+
+
+def test_changed_rules_or_dashboards_roll_new_revisions(prod: Deployment) -> None:
+    """Grafana and the rule evaluator read their files only at start: the files' digest sits in
+    the revision template, so a change of rules or dashboards is a new revision."""
+    from infra.monitoring import render
+    from infra.targets.gcp.monitoring import GRAFANA_PROMETHEUS_URL, grafana_files
+    from infra.targets.gcp.service import FILES_ANNOTATION, files_sha256
+
+    def digests(deployment: Deployment) -> dict[str, str]:
+        return {
+            name: deployment.run_service(name).inputs["template"]["annotations"][FILES_ANNOTATION]
+            for name in ("scamguard-prod-grafana", "scamguard-prod-rules")
+        }
+
+    before = digests(prod)
+    assert all(len(d) == 64 for d in before.values())
+    slower = digests(run_stack("prod", overrides={"scamguard:scrapeIntervalSeconds": "60"}))
+    assert slower["scamguard-prod-rules"] != before["scamguard-prod-rules"]  # its evaluation interval
+    # Grafana's digest covers exactly its provisioning and dashboards.
+    files = grafana_files(
+        render(monitoring_config(prod.settings, ["127.0.0.1:8080"], GRAFANA_PROMETHEUS_URL))
+    )
+    assert before["scamguard-prod-grafana"] == files_sha256(files)

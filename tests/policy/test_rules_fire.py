@@ -126,6 +126,31 @@ CASES = [
     ),
     # --- Cloud Run
     Case(
+        # The shipped 0o440: Cloud Run mounts the file root-owned, uid 10001 cannot read it.
+        "secret-volume-unreadable",
+        "prod",
+        API_SERVICE,
+        lambda p: p["template"]["volumes"][0]["secret"].update(defaultMode=0o440),
+        "cloud-run-secret-volume-readable",
+        "cannot read it",
+    ),
+    Case(
+        "prod-api-open-to-the-internet",
+        "prod",
+        API_SERVICE,
+        lambda p: p.update(ingress="INGRESS_TRAFFIC_ALL"),
+        "cloud-run-production-behind-edge",
+        "takes traffic from the whole internet",
+    ),
+    Case(
+        "edge-backend-without-armor",
+        "prod",
+        ("gcp:compute/backendService:BackendService", "scamguard-edge-api-backend"),
+        lambda p: p.pop("securityPolicy"),
+        "gcp-edge-backend-security-policy",
+        "without a Cloud Armor security policy",
+    ),
+    Case(
         "prod-without-deletion-protection",
         "prod",
         API_SERVICE,

@@ -42,9 +42,9 @@ def test_rules_actually_ran_on_the_cloud_stacks(stack: str) -> None:
     # No service account key is created (the point of that rule). Staging has no Cloud Run invoker
     # binding (it lists no scamguard:gcpInvokers); prod has its edge's (allUsers on the API behind
     # the load balancer, IAP's agent on Grafana).
-    expected = {"gcp-no-service-account-keys"} | (
-        {"cloud-run-no-public-invoker"} if stack == "staging" else set()
-    )
+    # Staging has no load balancer either, so no backend service.
+    staging_only = {"cloud-run-no-public-invoker", "gcp-edge-backend-security-policy"}
+    expected = {"gcp-no-service-account-keys"} | (staging_only if stack == "staging" else set())
     assert gcp_rules - applied == expected
 
 
@@ -70,9 +70,12 @@ def test_public_variants_are_judged_by_the_stack_config() -> None:
     }
     prod = load_graph("prod", public)
     violations = evaluate(RULES, resources(prod), context("prod", public))
-    assert [(v.rule, v.resource_name) for v in violations] == [
-        ("cloud-run-no-public-invoker", "scamguard-service-invoker-allusers")
+    assert sorted((v.rule, v.resource_name) for v in violations) == [
+        ("cloud-run-no-public-invoker", "scamguard-service-invoker-allusers"),
+        ("cloud-run-production-behind-edge", "scamguard-service-service"),
     ]
-    assert "allowPublicProduction" in violations[0].message
+    assert "allowPublicProduction" in next(
+        v.message for v in violations if v.rule == "cloud-run-no-public-invoker"
+    )
     opted_in = context("prod", public, {"cloud-run-no-public-invoker": {"allowPublicProduction": True}})
     assert evaluate(RULES, resources(prod), opted_in) == []
