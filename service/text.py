@@ -30,12 +30,17 @@ NUMBER_TOKEN = "numtoken"  # noqa: S105
 PLACEHOLDERS = (URL_TOKEN, EMAIL_TOKEN, MONEY_TOKEN, PHONE_TOKEN, NUMBER_TOKEN)
 
 # --- HTML -------------------------------------------------------------------------------------------
+# Every pattern here costs time linear in the text, whatever the text: hostile input ("<a x " a
+# thousand times, an unclosed "<script", "<!--") must not make a scan to the end of the text per
+# "<" (tests/model/test_text.py times the adversarial cases against a normal e-mail). A tag never
+# contains "<" (so tag matches cannot overlap), and the paired constructs are found with str.find
+# (_strip_pairs), which gives up on a name at its first unclosed opening.
 _HTML_HINT = re.compile(r"<(?:html|body|div|p|br|table|td|tr|font|a|span|img|head|b|i|u|center)\b", re.I)
-_HTML_DROP = re.compile(r"<\s*(script|style|head)\b.*?<\s*/\s*\1\s*>", re.I | re.S)
-_HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)
+_HTML_DROP_OPEN = re.compile(r"<\s*(script|style|head)\b", re.I)
+_HTML_DROP_CLOSE = {name: re.compile(rf"<\s*/\s*{name}\s*>", re.I) for name in ("script", "style", "head")}
 # Keep the link target of anchors: "click here" phishing hides the URL in href.
-_HTML_HREF = re.compile(r"""<\s*a\b[^>]*?\bhref\s*=\s*["']?([^"'\s>]+)[^>]*>""", re.I)
-_HTML_TAG = re.compile(r"</?[a-z!][^>]{0,2000}>", re.I)
+_HTML_HREF = re.compile(r"""<\s*a\b[^<>]*?\bhref\s*=\s*["']?([^"'\s<>]+)[^<>]*>""", re.I)
+_HTML_TAG = re.compile(r"</?[a-z!][^<>]{0,2000}>", re.I)
 
 # --- tokenisation (the Enron layout: every punctuation mark is its own token) ------------------------
 # Letters and digits are split apart ("128bits" -> "128 bits") so every number becomes one placeholder.
@@ -68,10 +73,48 @@ _CURRENCY_SYMBOLS = ("\u00a3", "\u20ac", "\u00a5")  # pound, euro, yen -> "$"
 
 
 def _strip_html(text: str) -> str:
-    text = _HTML_COMMENT.sub(" ", text)
-    text = _HTML_DROP.sub(" ", text)
+    text = _strip_comments(text)
+    text = _strip_dropped_elements(text)
     text = _HTML_HREF.sub(r" \1 ", text)
     return _HTML_TAG.sub(" ", text)
+
+
+def _strip_comments(text: str) -> str:
+    """`<!-- ... -->` (the shortest) -> " "; an unclosed `<!--` stays, as does all after it."""
+    if "<!--" not in text:
+        return text
+    parts, pos = [], 0
+    while (start := text.find("<!--", pos)) != -1:
+        end = text.find("-->", start + 4)
+        if end == -1:  # no "-->" after here: no later comment can close either
+            break
+        parts += [text[pos:start], " "]
+        pos = end + 3
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
+def _strip_dropped_elements(text: str) -> str:
+    """`<script ...>...</script>` (also style, head; the shortest) -> " ". An opening whose
+    closing tag never follows is left alone, and so is every later opening of that name."""
+    if "<" not in text:
+        return text
+    parts, pos, search_from = [], 0, 0
+    unclosed: set[str] = set()
+    while (opening := _HTML_DROP_OPEN.search(text, search_from)) is not None:
+        name = opening.group(1).lower()
+        if name in unclosed:
+            search_from = opening.start() + 1
+            continue
+        closing = _HTML_DROP_CLOSE[name].search(text, opening.end())
+        if closing is None:
+            unclosed.add(name)
+            search_from = opening.start() + 1
+            continue
+        parts += [text[pos : opening.start()], " "]
+        pos = search_from = closing.end()
+    parts.append(text[pos:])
+    return "".join(parts)
 
 
 def _to_ascii(text: str) -> str:

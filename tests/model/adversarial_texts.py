@@ -1,0 +1,33 @@
+"""Hostile inputs for the text normalisation: texts built to make a pattern scan far ahead of every
+"<", which cost seconds per 20 KB text before the HTML stripping was made linear. Shared by the test
+that bounds their cost (tests/model/test_text.py) and the benchmark that prints it
+(scripts/bench_adversarial.py). Test data, so it lives beside the tests, not in the image."""
+
+from __future__ import annotations
+
+SIZE = 20_000  # characters: SCAMGUARD_MAX_TEXT_CHARS' default, the longest text the API accepts
+
+ADVERSARIAL = {
+    "unclosed anchors": "<p>" + "<a x " * SIZE,
+    "unclosed anchors with href": "<p>" + "<a href=x " * SIZE,
+    "unclosed script": "<p>" + "<script " * SIZE,
+    "unclosed comments": "<p>" + "<!-- " * SIZE,
+    "unclosed tags": "<p>" + "<b " * SIZE,
+    "tags inside a tag": "<p><a " + "<b <i " * SIZE + ">",
+}
+
+
+def adversarial(size: int = SIZE) -> dict[str, str]:
+    return {name: text[:size] for name, text in ADVERSARIAL.items()}
+
+
+def ordinary_html(size: int = SIZE) -> str:
+    """A normal HTML e-mail of about `size` characters (paragraphs, links, a style block)."""
+    paragraph = (
+        "<p>Dear customer, your <b>invoice</b> for October is attached. Please review it at "
+        '<a href="https://billing.example.com/invoices/2024-10">our billing portal</a> and contact '
+        "support if anything looks wrong.</p>\n"
+    )
+    head = "<html><head><style>p { margin: 0 }</style></head><body>"
+    body = paragraph * (size // len(paragraph) + 1)
+    return (head + body)[: size - len("</body></html>")] + "</body></html>"
