@@ -338,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stacks = args.stack or sorted(stack_files())
     checking = not args.update and not args.stack
     if checking:
-        print(f"running the program under mocks for {len(stacks)} stacks (one process each)", file=sys.stderr)
+        print(f"running the program under mocks for {len(stacks)} stacks (one process each)", flush=True)
     stale: list[str] = []
     for stack in stacks:
         graph_ = graph_in_subprocess(stack)

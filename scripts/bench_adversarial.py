@@ -17,29 +17,20 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from service.text import normalize
-from tests.model.adversarial_texts import adversarial, ordinary_html
-
-
-def best_seconds(text: str, rounds: int) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        started = time.perf_counter()
-        normalize(text)
-        best = min(best, time.perf_counter() - started)
-    return best
+from tests.model.adversarial_texts import adversarial, best_seconds, ordinary_html
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
-    baseline = best_seconds(ordinary_html(), args.rounds)
+    baseline = best_seconds(normalize, ordinary_html(), args.rounds)
     print(f"{'text (20 KB)':<32} {'ms':>8} {'x ordinary':>11}")
     print(f"{'ordinary HTML e-mail':<32} {baseline * 1000:8.2f} {1.0:11.2f}")
     worst_name, worst = "", 0.0
     texts = adversarial()
     for name, text in texts.items():
-        seconds = best_seconds(text, args.rounds)
+        seconds = best_seconds(normalize, text, args.rounds)
         if seconds > worst:
             worst_name, worst = name, seconds
         print(f"{name:<32} {seconds * 1000:8.2f} {seconds / baseline:11.2f}")

@@ -14,16 +14,20 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def test_mkdocs_build_strict(tmp_path: pathlib.Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-        cwd=ROOT,
+def mkdocs_build(project: pathlib.Path, site: pathlib.Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=project,
         capture_output=True,
         text=True,
         timeout=300,
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
         check=False,
     )
+
+
+def test_mkdocs_build_strict(tmp_path: pathlib.Path) -> None:
+    result = mkdocs_build(ROOT, tmp_path / "site")
     assert result.returncode == 0, result.stderr[-4000:]
     # The generated tables really were generated (the hook ran), not left as markers.
     alerts = (tmp_path / "site" / "monitoring" / "alerts" / "index.html").read_text(encoding="utf-8")
@@ -40,15 +44,7 @@ def test_a_broken_link_fails_the_build(tmp_path: pathlib.Path) -> None:
         "site_name: x\ntheme:\n  name: material\nvalidation:\n  links:\n    not_found: warn\n",
         encoding="utf-8",
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-        check=False,
-    )
+    result = mkdocs_build(tmp_path, tmp_path / "site")
     assert result.returncode != 0
     assert "missing.md" in result.stderr
 

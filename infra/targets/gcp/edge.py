@@ -189,18 +189,7 @@ class EdgeLoadBalancer(pulumi.ComponentResource):
             ssl_policy=ssl_policy.id,
             opts=child,
         )
-        gcp.compute.GlobalForwardingRule(
-            f"{name}-https-rule",
-            project=args.project,
-            name=f"{prefix}-edge-https",
-            ip_address=self.address.id,
-            ip_protocol="TCP",
-            port_range="443",
-            load_balancing_scheme="EXTERNAL_MANAGED",
-            target=https_proxy.id,
-            labels=args.labels,
-            opts=child,
-        )
+        self._forwarding_rule(f"{name}-https-rule", args, f"{prefix}-edge-https", "443", https_proxy.id)
         redirect_map = gcp.compute.URLMap(
             f"{name}-redirect",
             project=args.project,
@@ -217,22 +206,27 @@ class EdgeLoadBalancer(pulumi.ComponentResource):
             url_map=redirect_map.id,
             opts=child,
         )
-        gcp.compute.GlobalForwardingRule(
-            f"{name}-http-rule",
-            project=args.project,
-            name=f"{prefix}-edge-http",
-            ip_address=self.address.id,
-            ip_protocol="TCP",
-            port_range="80",
-            load_balancing_scheme="EXTERNAL_MANAGED",
-            target=http_proxy.id,
-            labels=args.labels,
-            opts=child,
-        )
+        self._forwarding_rule(f"{name}-http-rule", args, f"{prefix}-edge-http", "80", http_proxy.id)
         self.ip_address = self.address.address
         self.url = pulumi.Output.from_input(f"https://{args.api_domain}")
         self.register_outputs(
             {"url": self.url, "ip_address": self.ip_address, "grafana_url": self.grafana_url}
+        )
+
+    def _forwarding_rule(
+        self, name: str, args: EdgeArgs, resource_name: str, port: str, target: pulumi.Input[str]
+    ) -> None:
+        gcp.compute.GlobalForwardingRule(
+            name,
+            project=args.project,
+            name=resource_name,
+            ip_address=self.address.id,
+            ip_protocol="TCP",
+            port_range=port,
+            load_balancing_scheme="EXTERNAL_MANAGED",
+            target=target,
+            labels=args.labels,
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _backend(
