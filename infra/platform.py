@@ -142,7 +142,7 @@ AnyPlatform = Platform[Any, Any, Any, Any, Any]
 
 
 def monitoring_config(
-    settings: Settings, scrape_targets: Sequence[str], prometheus_url: str
+    settings: Settings, scrape_targets: Sequence[str], prometheus_url: str, series_selector: str = ""
 ) -> MonitoringConfig:
     """The shared monitoring-as-code input (contract D) for this stack's settings."""
     from infra.monitoring.config import MonitoringConfig
@@ -157,4 +157,5 @@ def monitoring_config(
         # The local target always runs its one container; the cloud ones may scale to zero.
         always_running=settings.target == "local" or settings.scaling.min_instances > 0,
         scrape_interval_seconds=settings.alerting.scrape_interval_seconds,
+        series_selector=series_selector,
     )

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 _ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _HOST_PORT = re.compile(r"^[A-Za-z0-9._-]+:[0-9]{1,5}$")
+_SELECTOR = re.compile(r'^[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*")*$')
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,11 @@ class MonitoringConfig:
     drift_min_predictions_per_hour: int = 100
     # Alertmanager(s) Prometheus sends alerts to (host:port); empty = alerts only visible in Prometheus.
     alertmanager_targets: Sequence[str] = field(default_factory=tuple)
+    # Label matchers besides job="scamguard" that select this stack's series, e.g.
+    # 'namespace="scamguard-prod"' where several stacks write to one Managed Prometheus project
+    # (Cloud Run's collector labels every series with its service as `namespace`). Aggregations
+    # keep these labels, so recorded series of two stacks stay apart. Empty = job alone.
+    series_selector: str = ""
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -57,6 +63,11 @@ class MonitoringConfig:
             )
             if not self.scrape_targets:
                 problems.append("scrape_targets is empty: give at least one host:port of the API")
+        if self.series_selector and not _SELECTOR.match(self.series_selector):
+            problems.append(
+                f'series_selector={self.series_selector!r}: expected label="value" matchers separated '
+                'by commas, e.g. namespace="scamguard-prod"'
+            )
         problems.extend(
             f"alertmanager_targets entry {t!r}: expected host:port"
             for t in self.alertmanager_targets

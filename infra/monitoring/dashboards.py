@@ -18,7 +18,7 @@ from grafana_foundation_sdk.models import heatmap as heatmap_m
 from grafana_foundation_sdk.models import prometheus as prometheus_m
 
 from infra.monitoring.config import MonitoringConfig
-from infra.monitoring.rules import JOB_MATCHER, SLO_REQUESTS, SLO_ROUTES
+from infra.monitoring.rules import SLO_ROUTES, Series
 
 # Dashboard JSON schema version the SDK's Grafana 10.1 types describe; pinned so that a newer SDK
 # cannot silently change what Grafana migrates on load.
@@ -104,9 +104,10 @@ def _dashboard(uid: str, title: str, description: str, config: MonitoringConfig)
 
 
 def service_overview(config: MonitoringConfig) -> dashboard_b.Dashboard:
+    s = Series.of(config)
     budget = config.error_budget
     slo_s = config.latency_slo_seconds
-    requests_by = f"sum by (route, status) (rate(scamguard_http_requests_total{{{JOB_MATCHER}}}[{RATE}]))"
+    requests_by = f"sum by (route, status) (rate(scamguard_http_requests_total{{{s.matcher}}}[{RATE}]))"
     d = _dashboard(
         "scamguard-overview",
         "scamguard / Service overview",
@@ -121,7 +122,7 @@ def service_overview(config: MonitoringConfig) -> dashboard_b.Dashboard:
                 "Inference requests/s",
                 f"Requests to the inference routes ({SLO_ROUTES}), all statuses.",
                 "reqps",
-                _q(f"sum(rate({SLO_REQUESTS}[{RATE}]))", "requests/s"),
+                _q(f"sum(rate({s.slo_requests}[{RATE}]))", "requests/s"),
             )
         )
         .with_panel(
@@ -130,7 +131,7 @@ def service_overview(config: MonitoringConfig) -> dashboard_b.Dashboard:
                 f"Share of inference requests answered 5xx (503 overload and not-ready included). "
                 f"Error budget: {budget:.4%}.",
                 "percentunit",
-                _q("sum(job:scamguard_slo_errors:ratio_rate5m)", "errors"),
+                _q(f"sum({s.recorded('job:scamguard_slo_errors:ratio_rate5m')})", "errors"),
             ).thresholds(_thresholds((None, "green"), (budget, "orange"), (14.4 * budget, "red")))
         )
         .with_panel(
@@ -138,7 +139,7 @@ def service_overview(config: MonitoringConfig) -> dashboard_b.Dashboard:
                 "p99 latency (5m)",
                 f"99th percentile of inference request latency. Objective: {slo_s}s.",
                 "s",
-                _q("max(job:scamguard_http_request_duration_seconds:p99_5m)", "p99"),
+                _q(f"max({s.recorded('job:scamguard_http_request_duration_seconds:p99_5m')})", "p99"),
             ).thresholds(_thresholds((None, "green"), (slo_s, "red")))
         )
         .with_panel(
@@ -147,7 +148,9 @@ def service_overview(config: MonitoringConfig) -> dashboard_b.Dashboard:
                 "How many times faster than sustainable the error budget is being spent over the last "
                 "hour; 1 spends exactly the 30-day budget in 30 days, 14.4 pages.",
                 "x",
-                _q(f"sum(job:scamguard_slo_errors:ratio_rate1h) / {budget:.10g}", "burn rate"),
+                _q(
+                    f"sum({s.recorded('job:scamguard_slo_errors:ratio_rate1h')}) / {budget:.10g}", "burn rate"
+                ),
             ).thresholds(_thresholds((None, "green"), (1, "orange"), (14.4, "red")))
         )
         .with_panel(
@@ -158,7 +161,7 @@ def service_overview(config: MonitoringConfig) -> dashboard_b.Dashboard:
                     "Dashed line: 1x (budget spent exactly in 30 days).",
                     "x",
                     *(
-                        _q(f"sum(job:scamguard_slo_errors:ratio_rate{w}) / {budget:.10g}", w)
+                        _q(f"sum({s.recorded(f'job:scamguard_slo_errors:ratio_rate{w}')}) / {budget:.10g}", w)
                         for w in ("5m", "1h", "6h", "3d")
                     ),
                 ),
@@ -174,7 +177,10 @@ def service_overview(config: MonitoringConfig) -> dashboard_b.Dashboard:
                     f"Dashed line: the {slo_s}s p99 objective.",
                     "s",
                     *(
-                        _q(f"max(job:scamguard_http_request_duration_seconds:p{p}_5m)", f"p{p}")
+                        _q(
+                            f"max({s.recorded(f'job:scamguard_http_request_duration_seconds:p{p}_5m')})",
+                            f"p{p}",
+                        )
                         for p in (50, 90, 99)
                     ),
                 ),
@@ -198,7 +204,7 @@ def service_overview(config: MonitoringConfig) -> dashboard_b.Dashboard:
                 "unsupported_media_type (415), invalid_request (422).",
                 "reqps",
                 _q(
-                    f"sum by (reason) (rate(scamguard_requests_rejected_total{{{JOB_MATCHER}}}[{RATE}]))",
+                    f"sum by (reason) (rate(scamguard_requests_rejected_total{{{s.matcher}}}[{RATE}]))",
                     "{{reason}}",
                 ),
             )
@@ -210,7 +216,7 @@ def service_overview(config: MonitoringConfig) -> dashboard_b.Dashboard:
                 "s",
                 _q(
                     "histogram_quantile(0.99, sum by (route, le) "
-                    f"(rate(scamguard_http_request_duration_seconds_bucket{{{JOB_MATCHER}}}[{RATE}])))",
+                    f"(rate(scamguard_http_request_duration_seconds_bucket{{{s.matcher}}}[{RATE}])))",
                     "{{route}}",
                 ),
             )
@@ -223,7 +229,7 @@ def service_overview(config: MonitoringConfig) -> dashboard_b.Dashboard:
                 *(
                     _q(
                         f"histogram_quantile({q}, sum by (endpoint, le) "
-                        f"(rate(scamguard_inference_duration_seconds_bucket{{{JOB_MATCHER}}}[{RATE}])))",
+                        f"(rate(scamguard_inference_duration_seconds_bucket{{{s.matcher}}}[{RATE}])))",
                         f"{{{{endpoint}}}} p{round(q * 100)}",
                     )
                     for q in (0.5, 0.99)
@@ -237,9 +243,9 @@ def service_overview(config: MonitoringConfig) -> dashboard_b.Dashboard:
                 "HTTP requests and model inferences in progress, against the inference concurrency "
                 "limit (SCAMGUARD_MAX_INFLIGHT, summed over instances); beyond it requests get 503.",
                 "short",
-                _q(f"sum(scamguard_http_requests_in_flight{{{JOB_MATCHER}}})", "HTTP requests"),
-                _q(f"sum(scamguard_inferences_in_flight{{{JOB_MATCHER}}})", "inferences"),
-                _q(f"sum(scamguard_inference_concurrency_limit{{{JOB_MATCHER}}})", "inference limit"),
+                _q(f"sum(scamguard_http_requests_in_flight{{{s.matcher}}})", "HTTP requests"),
+                _q(f"sum(scamguard_inferences_in_flight{{{s.matcher}}})", "inferences"),
+                _q(f"sum(scamguard_inference_concurrency_limit{{{s.matcher}}})", "inference limit"),
             )
         )
         .with_panel(
@@ -249,7 +255,7 @@ def service_overview(config: MonitoringConfig) -> dashboard_b.Dashboard:
                 "reqps",
                 _q(
                     "sum by (route, status) (rate(scamguard_http_requests_total"
-                    f'{{{JOB_MATCHER},status=~"5.."}}[{RATE}]))',
+                    f'{{{s.matcher},status=~"5.."}}[{RATE}]))',
                     "{{route}} {{status}}",
                 ),
             )
@@ -259,6 +265,7 @@ def service_overview(config: MonitoringConfig) -> dashboard_b.Dashboard:
 
 
 def model(config: MonitoringConfig) -> dashboard_b.Dashboard:
+    s = Series.of(config)
     tol = config.drift_tolerance
     d = _dashboard(
         "scamguard-model",
@@ -277,7 +284,7 @@ def model(config: MonitoringConfig) -> dashboard_b.Dashboard:
             .height(6)
             .with_target(
                 _q(
-                    f"max by (instance, name, version) (scamguard_model_info{{{JOB_MATCHER}}})", instant=True
+                    f"max by (instance, name, version) (scamguard_model_info{{{s.matcher}}})", instant=True
                 ).format(prometheus_m.PromQueryFormat.TABLE)
             )
         )
@@ -286,7 +293,7 @@ def model(config: MonitoringConfig) -> dashboard_b.Dashboard:
                 "Instances with a ready model",
                 "Instances reporting scamguard_model_ready=1; an instance at 0 answers 503 to predictions.",
                 "short",
-                _q(f"sum(scamguard_model_ready{{{JOB_MATCHER}}})", "ready"),
+                _q(f"sum(scamguard_model_ready{{{s.matcher}}})", "ready"),
             )
         )
         .with_panel(
@@ -294,7 +301,7 @@ def model(config: MonitoringConfig) -> dashboard_b.Dashboard:
                 "Instances reporting",
                 "Instances exporting scamguard_model_ready at all.",
                 "short",
-                _q(f"count(scamguard_model_ready{{{JOB_MATCHER}}})", "instances"),
+                _q(f"count(scamguard_model_ready{{{s.matcher}}})", "instances"),
             )
         )
         .with_panel(
@@ -303,7 +310,7 @@ def model(config: MonitoringConfig) -> dashboard_b.Dashboard:
                 "Predictions per second, by predicted label (a batch counts each text).",
                 "ops",
                 _q(
-                    f"sum by (label) (rate(scamguard_predictions_total{{{JOB_MATCHER}}}[{RATE}]))",
+                    f"sum by (label) (rate(scamguard_predictions_total{{{s.matcher}}}[{RATE}]))",
                     "{{label}}",
                 ),
             ).stacking(common_b.StackingConfig().mode(common.StackingMode.NORMAL))
@@ -319,7 +326,7 @@ def model(config: MonitoringConfig) -> dashboard_b.Dashboard:
             .color(heatmap.HeatmapColorOptions().mode(heatmap_m.HeatmapColorMode.SCHEME).scheme("Oranges"))
             .with_target(
                 _q(
-                    f"sum by (le) (increase(scamguard_prediction_score_bucket{{{JOB_MATCHER}}}[{RATE}]))",
+                    f"sum by (le) (increase(scamguard_prediction_score_bucket{{{s.matcher}}}[{RATE}]))",
                     "{{le}}",
                 ).format(prometheus_m.PromQueryFormat.HEATMAP)
             )
@@ -329,8 +336,8 @@ def model(config: MonitoringConfig) -> dashboard_b.Dashboard:
                 "Share predicted scam: last hour vs 7-day baseline",
                 f"The ScamguardScamShareDrift alert fires when the two differ by more than {tol:g}.",
                 "percentunit",
-                _q("sum(job:scamguard_predictions_scam:ratio_rate1h)", "last 1h"),
-                _q("sum(job:scamguard_predictions_scam:ratio_rate7d)", "7-day baseline"),
+                _q(f"sum({s.recorded('job:scamguard_predictions_scam:ratio_rate1h')})", "last 1h"),
+                _q(f"sum({s.recorded('job:scamguard_predictions_scam:ratio_rate7d')})", "7-day baseline"),
             )
         )
         .with_panel(
@@ -338,8 +345,8 @@ def model(config: MonitoringConfig) -> dashboard_b.Dashboard:
                 "Mean scam score: last hour vs 7-day baseline",
                 f"The ScamguardScoreDrift alert fires when the two differ by more than {tol:g}.",
                 "percentunit",
-                _q("sum(job:scamguard_prediction_score:mean_rate1h)", "last 1h"),
-                _q("sum(job:scamguard_prediction_score:mean_rate7d)", "7-day baseline"),
+                _q(f"sum({s.recorded('job:scamguard_prediction_score:mean_rate1h')})", "last 1h"),
+                _q(f"sum({s.recorded('job:scamguard_prediction_score:mean_rate7d')})", "7-day baseline"),
             )
         )
         .with_panel(
@@ -349,13 +356,13 @@ def model(config: MonitoringConfig) -> dashboard_b.Dashboard:
                 f"±{tol:g}.",
                 "percentunit",
                 _q(
-                    "sum(job:scamguard_predictions_scam:ratio_rate1h) - "
-                    "sum(job:scamguard_predictions_scam:ratio_rate7d)",
+                    f"sum({s.recorded('job:scamguard_predictions_scam:ratio_rate1h')}) - "
+                    f"sum({s.recorded('job:scamguard_predictions_scam:ratio_rate7d')})",
                     "scam share",
                 ),
                 _q(
-                    "sum(job:scamguard_prediction_score:mean_rate1h) - "
-                    "sum(job:scamguard_prediction_score:mean_rate7d)",
+                    f"sum({s.recorded('job:scamguard_prediction_score:mean_rate1h')}) - "
+                    f"sum({s.recorded('job:scamguard_prediction_score:mean_rate7d')})",
                     "mean score",
                 ),
             )
@@ -366,8 +373,7 @@ def model(config: MonitoringConfig) -> dashboard_b.Dashboard:
                 "Failed attempts to load the model artifact (missing, checksum mismatch, corrupt).",
                 "short",
                 _q(
-                    "sum by (reason) "
-                    f"(increase(scamguard_model_load_failures_total{{{JOB_MATCHER}}}[{RATE}]))",
+                    f"sum by (reason) (increase(scamguard_model_load_failures_total{{{s.matcher}}}[{RATE}]))",
                     "{{reason}}",
                 ),
             )
@@ -376,6 +382,7 @@ def model(config: MonitoringConfig) -> dashboard_b.Dashboard:
 
 
 def capacity(config: MonitoringConfig) -> dashboard_b.Dashboard:
+    s = Series.of(config)
     d = _dashboard(
         "scamguard-capacity",
         "scamguard / Capacity",
@@ -384,7 +391,7 @@ def capacity(config: MonitoringConfig) -> dashboard_b.Dashboard:
         "target exports from inside the container.",
         config,
     )
-    by_instance = f"{{{JOB_MATCHER}}}"
+    by_instance = f"{{{s.matcher}}}"
     return (
         d.with_panel(
             _stat(

@@ -21,15 +21,61 @@ JOB_MATCHER = f'job="{JOB}"'
 # Route templates of the inference endpoints (contract B); "[^/]+" covers the v2 model-name segment
 # whether the service labels it with the template or the model name.
 SLO_ROUTES = "/v1/classify|/predict|/v2/models/[^/]+/infer"
-SLO_REQUESTS = f'scamguard_http_requests_total{{{JOB_MATCHER},route=~"{SLO_ROUTES}"}}'
-SLO_ERRORS = f'scamguard_http_requests_total{{{JOB_MATCHER},route=~"{SLO_ROUTES}",status=~"5.."}}'
-SLO_DURATION_BUCKETS = (
-    f'scamguard_http_request_duration_seconds_bucket{{{JOB_MATCHER},route=~"{SLO_ROUTES}"}}'
-)
-PREDICTIONS = f"scamguard_predictions_total{{{JOB_MATCHER}}}"
-OVERLOADED = f'scamguard_requests_rejected_total{{{JOB_MATCHER},reason="overloaded"}}'
-RATE_LIMITED = f'scamguard_requests_rejected_total{{{JOB_MATCHER},reason="rate_limited"}}'
-SCAM_PREDICTIONS = f'scamguard_predictions_total{{{JOB_MATCHER},label="scam"}}'
+
+
+@dataclass(frozen=True)
+class Series:
+    """The selectors of the service's series for one stack: `job="scamguard"` plus the stack's own
+    matchers (MonitoringConfig.series_selector, e.g. the Cloud Run service's namespace where two
+    stacks share one Managed Prometheus project), and the labels every aggregation keeps, so that
+    recorded series of two stacks never merge."""
+
+    matcher: str
+    group: str
+    extra: str = ""
+
+    @classmethod
+    def of(cls, config: MonitoringConfig) -> Series:
+        extra = config.series_selector
+        labels = [matcher.split("=", 1)[0].strip() for matcher in extra.split(",")] if extra else []
+        return cls(JOB_MATCHER + (f",{extra}" if extra else ""), ", ".join(["job", *labels]), extra)
+
+    def metric(self, name: str, matchers: str = "") -> str:
+        """`name{job=...,<stack matchers>,<matchers>}`."""
+        return f"{name}{{{self.matcher}{',' + matchers if matchers else ''}}}"
+
+    def recorded(self, name: str) -> str:
+        """A recorded series, read by a dashboard: the stack's matchers select this stack's."""
+        return f"{name}{{{self.extra}}}" if self.extra else name
+
+    @property
+    def slo_requests(self) -> str:
+        return self.metric("scamguard_http_requests_total", f'route=~"{SLO_ROUTES}"')
+
+    @property
+    def slo_errors(self) -> str:
+        return self.metric("scamguard_http_requests_total", f'route=~"{SLO_ROUTES}",status=~"5.."')
+
+    @property
+    def predictions(self) -> str:
+        return self.metric("scamguard_predictions_total")
+
+    @property
+    def scam_predictions(self) -> str:
+        return self.metric("scamguard_predictions_total", 'label="scam"')
+
+    @property
+    def overloaded(self) -> str:
+        return self.metric("scamguard_requests_rejected_total", 'reason="overloaded"')
+
+    @property
+    def rate_limited(self) -> str:
+        return self.metric("scamguard_requests_rejected_total", 'reason="rate_limited"')
+
+    @property
+    def slo_duration_buckets(self) -> str:
+        return self.metric("scamguard_http_request_duration_seconds_bucket", f'route=~"{SLO_ROUTES}"')
+
 
 # Multi-window, multi-burn-rate alerts (Google SRE workbook, "Alerting on SLOs", table 5-8):
 # (name suffix, long window, short window, burn rate, for, severity)
@@ -109,39 +155,42 @@ def _pct(x: float) -> str:
     return f"{x * 100:.4g}%"
 
 
-def _error_ratio(window: str) -> str:
+def _error_ratio(s: Series, window: str) -> str:
     # When there is traffic but not a single 5xx series yet, the ratio is 0, not "no data": the
     # "or" falls back to zero with the same labels as the denominator.
-    errors = f"sum by (job) (rate({SLO_ERRORS}[{window}]))"
-    requests = f"sum by (job) (rate({SLO_REQUESTS}[{window}]))"
+    errors = f"sum by ({s.group}) (rate({s.slo_errors}[{window}]))"
+    requests = f"sum by ({s.group}) (rate({s.slo_requests}[{window}]))"
     return f"({errors} or 0 * {requests})\n/\n{requests}"
 
 
-def recording_rules() -> list[tuple[str, list[Recording]]]:
+def recording_rules(config: MonitoringConfig) -> list[tuple[str, list[Recording]]]:
     """Recording rule groups, in evaluation order (a group may use the ones before it)."""
+    s = Series.of(config)
     availability = [
-        Recording(f"job:scamguard_slo_requests:rate{w}", f"sum by (job) (rate({SLO_REQUESTS}[{w}]))")
+        Recording(f"job:scamguard_slo_requests:rate{w}", f"sum by ({s.group}) (rate({s.slo_requests}[{w}]))")
         for w in ("5m",)
-    ] + [Recording(f"job:scamguard_slo_errors:ratio_rate{w}", _error_ratio(w)) for w in ERROR_RATIO_WINDOWS]
+    ] + [
+        Recording(f"job:scamguard_slo_errors:ratio_rate{w}", _error_ratio(s, w)) for w in ERROR_RATIO_WINDOWS
+    ]
     latency = [
         Recording(
             f"job:scamguard_http_request_duration_seconds:p{round(q * 100)}_5m",
-            f"histogram_quantile({q}, sum by (job, le) (rate({SLO_DURATION_BUCKETS}[5m])))",
+            f"histogram_quantile({q}, sum by ({s.group}, le) (rate({s.slo_duration_buckets}[5m])))",
         )
         for q in LATENCY_QUANTILES
     ]
     model: list[Recording] = []
     for w in ("1h", "7d"):
-        scam = f"sum by (job) (rate({SCAM_PREDICTIONS}[{w}]))"
-        total = f"sum by (job) (rate({PREDICTIONS}[{w}]))"
+        scam = f"sum by ({s.group}) (rate({s.scam_predictions}[{w}]))"
+        total = f"sum by ({s.group}) (rate({s.predictions}[{w}]))"
         model.append(
             Recording(f"job:scamguard_predictions_scam:ratio_rate{w}", f"({scam} or 0 * {total})\n/\n{total}")
         )
         model.append(
             Recording(
                 f"job:scamguard_prediction_score:mean_rate{w}",
-                f"sum by (job) (rate(scamguard_prediction_score_sum{{{JOB_MATCHER}}}[{w}]))\n/\n"
-                f"sum by (job) (rate(scamguard_prediction_score_count{{{JOB_MATCHER}}}[{w}]))",
+                f"sum by ({s.group}) (rate({s.metric('scamguard_prediction_score_sum')}[{w}]))\n/\n"
+                f"sum by ({s.group}) (rate({s.metric('scamguard_prediction_score_count')}[{w}]))",
             )
         )
     return [
@@ -152,6 +201,7 @@ def recording_rules() -> list[tuple[str, list[Recording]]]:
 
 
 def alert_rules(config: MonitoringConfig) -> list[tuple[str, list[Alert]]]:
+    s = Series.of(config)
     budget = config.error_budget
     slo = _pct(config.availability_slo)
     slo_alerts: list[Alert] = []
@@ -194,7 +244,7 @@ def alert_rules(config: MonitoringConfig) -> list[tuple[str, list[Alert]]]:
     target_alerts = [
         Alert(
             alert="ScamguardInstanceDown",
-            expr=f"up{{{JOB_MATCHER}}} == 0",
+            expr=f"up{{{s.matcher}}} == 0",
             for_="2m",
             severity="critical",
             summary="scamguard instance {{ $labels.instance }} cannot be scraped",
@@ -209,11 +259,11 @@ def alert_rules(config: MonitoringConfig) -> list[tuple[str, list[Alert]]]:
         Alert(
             alert="ScamguardInferenceSaturated",
             expr=(
-                f"avg_over_time(scamguard_inferences_in_flight{{{JOB_MATCHER}}}[5m])\n"
-                f"/ on (job, instance)\nscamguard_inference_concurrency_limit{{{JOB_MATCHER}}}\n"
+                f"avg_over_time(scamguard_inferences_in_flight{{{s.matcher}}}[5m])\n"
+                f"/ on ({s.group}, instance)\nscamguard_inference_concurrency_limit{{{s.matcher}}}\n"
                 f"> {_fmt(SATURATION_THRESHOLD)}\n"
                 # A limit of 0 would mean "no limit": nothing to saturate.
-                f"and on (job, instance)\nscamguard_inference_concurrency_limit{{{JOB_MATCHER}}} > 0"
+                f"and on ({s.group}, instance)\nscamguard_inference_concurrency_limit{{{s.matcher}}} > 0"
             ),
             for_="10m",
             severity="warning",
@@ -227,8 +277,8 @@ def alert_rules(config: MonitoringConfig) -> list[tuple[str, list[Alert]]]:
         Alert(
             alert="ScamguardOverloadShedding",
             expr=(
-                f"sum by (job) (rate({OVERLOADED}[5m]))\n"
-                f"/ on (job)\njob:scamguard_slo_requests:rate5m\n> {_fmt(OVERLOAD_THRESHOLD)}"
+                f"sum by ({s.group}) (rate({s.overloaded}[5m]))\n"
+                f"/ on ({s.group})\njob:scamguard_slo_requests:rate5m\n> {_fmt(OVERLOAD_THRESHOLD)}"
             ),
             for_="5m",
             severity="warning",
@@ -242,10 +292,10 @@ def alert_rules(config: MonitoringConfig) -> list[tuple[str, list[Alert]]]:
         Alert(
             alert="ScamguardRateLimitSurge",
             expr=(
-                f"sum by (job) (rate({RATE_LIMITED}[5m]))\n"
-                f"/ on (job)\njob:scamguard_slo_requests:rate5m\n> {_fmt(RATE_LIMIT_SHARE_THRESHOLD)}\n"
-                f"and on (job)\n"
-                f"sum by (job) (rate({RATE_LIMITED}[5m]))\n"
+                f"sum by ({s.group}) (rate({s.rate_limited}[5m]))\n"
+                f"/ on ({s.group})\njob:scamguard_slo_requests:rate5m\n> {_fmt(RATE_LIMIT_SHARE_THRESHOLD)}\n"
+                f"and on ({s.group})\n"
+                f"sum by ({s.group}) (rate({s.rate_limited}[5m]))\n"
                 f"> {_fmt(RATE_LIMIT_MIN_PER_SECOND)}"
             ),
             for_="10m",
@@ -260,11 +310,11 @@ def alert_rules(config: MonitoringConfig) -> list[tuple[str, list[Alert]]]:
     ]
 
     tol = _fmt(config.drift_tolerance)
-    enough = f"sum by (job) (increase({PREDICTIONS}[1h])) >= {config.drift_min_predictions_per_hour}"
+    enough = f"sum by ({s.group}) (increase({s.predictions}[1h])) >= {config.drift_min_predictions_per_hour}"
     model_alerts = [
         Alert(
             alert="ScamguardModelNotReady",
-            expr=f"scamguard_model_ready{{{JOB_MATCHER}}} == 0",
+            expr=f"scamguard_model_ready{{{s.matcher}}} == 0",
             for_="5m",
             severity="critical",
             summary="scamguard instance {{ $labels.instance }} has no usable model",
@@ -277,7 +327,7 @@ def alert_rules(config: MonitoringConfig) -> list[tuple[str, list[Alert]]]:
             alert="ScamguardScamShareDrift",
             expr=(
                 "abs(\n  job:scamguard_predictions_scam:ratio_rate1h\n  -\n"
-                f"  job:scamguard_predictions_scam:ratio_rate7d\n) > {tol}\nand on (job)\n{enough}"
+                f"  job:scamguard_predictions_scam:ratio_rate7d\n) > {tol}\nand on ({s.group})\n{enough}"
             ),
             for_="15m",
             severity="warning",
@@ -291,7 +341,7 @@ def alert_rules(config: MonitoringConfig) -> list[tuple[str, list[Alert]]]:
             alert="ScamguardScoreDrift",
             expr=(
                 "abs(\n  job:scamguard_prediction_score:mean_rate1h\n  -\n"
-                f"  job:scamguard_prediction_score:mean_rate7d\n) > {tol}\nand on (job)\n{enough}"
+                f"  job:scamguard_prediction_score:mean_rate7d\n) > {tol}\nand on ({s.group})\n{enough}"
             ),
             for_="15m",
             severity="warning",
@@ -306,7 +356,7 @@ def alert_rules(config: MonitoringConfig) -> list[tuple[str, list[Alert]]]:
         target_alerts.append(
             Alert(
                 alert="ScamguardTargetMissing",
-                expr=f"absent(up{{{JOB_MATCHER}}})",
+                expr=f"absent(up{{{s.matcher}}})",
                 for_="5m",
                 severity="critical",
                 summary=f"no scamguard scrape target exists in {config.environment}",
@@ -320,7 +370,7 @@ def alert_rules(config: MonitoringConfig) -> list[tuple[str, list[Alert]]]:
         target_alerts.append(
             Alert(
                 alert="ScamguardNoTraffic",
-                expr=f"(sum by (job) (rate({SLO_REQUESTS}[30m])) or on () vector(0)) == 0",
+                expr=f"(sum by ({s.group}) (rate({s.slo_requests}[30m])) or on () vector(0)) == 0",
                 for_="30m",
                 severity="warning",
                 summary=f"scamguard ({config.environment}) has received no inference requests for an hour",
@@ -346,7 +396,7 @@ def rule_groups(config: MonitoringConfig, *, inline_recording_rules: bool = Fals
     only the alert groups are returned, each expression self-contained with every recorded series
     replaced by its definition. The tests run the same promtool unit tests on both forms.
     """
-    recordings = recording_rules()
+    recordings = recording_rules(config)
     groups: list[dict] = []
     if not inline_recording_rules:
         groups.extend({"name": name, "rules": [r.to_dict() for r in rules]} for name, rules in recordings)

@@ -65,7 +65,12 @@ class Deployment:
 
     @property
     def monitoring(self) -> MonitoringConfig:
-        return monitoring_config(self.settings, ["127.0.0.1:8080"], "http://127.0.0.1:9090")
+        return monitoring_config(
+            self.settings,
+            ["127.0.0.1:8080"],
+            "http://127.0.0.1:9090",
+            series_selector=f'namespace="scamguard-{self.stack}"',
+        )
 
     def of_type(self, type_: str) -> list[Registered]:
         return [r for r in self.resources if r.type == type_]
@@ -661,7 +666,24 @@ def test_changed_rules_or_dashboards_roll_new_revisions(prod: Deployment) -> Non
     slower = digests(run_stack("prod", overrides={"scamguard:scrapeIntervalSeconds": "60"}))
     assert slower["scamguard-prod-rules"] != before["scamguard-prod-rules"]  # its evaluation interval
     # Grafana's digest covers exactly its provisioning and dashboards.
-    files = grafana_files(
-        render(monitoring_config(prod.settings, ["127.0.0.1:8080"], GRAFANA_PROMETHEUS_URL))
+    config = monitoring_config(
+        prod.settings,
+        ["127.0.0.1:8080"],
+        GRAFANA_PROMETHEUS_URL,
+        series_selector='namespace="scamguard-prod"',
     )
+    files = grafana_files(render(config))
     assert before["scamguard-prod-grafana"] == files_sha256(files)
+
+
+def test_rules_and_dashboards_select_this_stacks_series(prod: Deployment) -> None:
+    """Two stacks may share one project: Cloud Run's collector labels each series with its service
+    as `namespace`, and every rule and panel of prod selects scamguard-prod's."""
+    policies = prod.of_type("gcp:monitoring/alertPolicy:AlertPolicy")
+    queries = [
+        c["conditionPrometheusQueryLanguage"]["query"] for p in policies for c in p.inputs["conditions"]
+    ]
+    assert queries
+    for query in queries:
+        if "scamguard_" in query:
+            assert 'namespace="scamguard-prod"' in query, query

@@ -121,3 +121,64 @@ def test_the_idle_check_fails_for_a_stack_that_should_always_run(
     result = run(promtool, "test", "rules", str(_idle_scaled_to_zero_suite(tmp_path, prod)))
     assert result.returncode != 0
     assert "ScamguardTargetMissing" in result.stdout + result.stderr
+
+
+def _two_stacks_suite(tmp_path: pathlib.Path, config: MonitoringConfig, *, inline: bool) -> pathlib.Path:
+    """Two stacks in one Managed Prometheus project: staging fails every request for an hour while
+    prod serves fine. prod's rules must see only prod."""
+    if inline:
+        rules = tmp_path / "inlined.yml"
+        rules.write_text(yaml.safe_dump({"groups": rule_groups(config, inline_recording_rules=True)}))
+        rule_files = [rules]
+    else:
+        rule_files = sorted(p for p in write(config, tmp_path) if p.parent.name == "rules")
+
+    def requests(namespace: str, status: str) -> dict[str, str]:
+        labels = f'job="scamguard",namespace="{namespace}",instance="i-{namespace}",route="/v1/classify"'
+        return {
+            "series": f'scamguard_http_requests_total{{{labels},status="{status}"}}',
+            "values": "0+600x90",
+        }
+
+    def up(namespace: str) -> dict[str, str]:
+        labels = f'job="scamguard",namespace="{namespace}",instance="i-{namespace}"'
+        return {"series": f"up{{{labels}}}", "values": "1x90"}
+
+    doc = {
+        "rule_files": [str(p) for p in rule_files],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    requests("scamguard-prod", "200"),
+                    requests("scamguard-staging", "500"),
+                    up("scamguard-prod"),
+                    up("scamguard-staging"),
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "60m", "alertname": "ScamguardErrorBudgetBurnFast", "exp_alerts": []},
+                    {"eval_time": "60m", "alertname": "ScamguardErrorBudgetBurnMedium", "exp_alerts": []},
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "two-stacks-tests.yml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["rendered-rules", "inlined-for-cloud"])
+def test_stacks_sharing_one_project_keep_their_series_apart(
+    promtool: str, tmp_path: pathlib.Path, inline: bool
+) -> None:
+    prod = dataclasses.replace(CONFIG, series_selector='namespace="scamguard-prod"')
+    result = run(promtool, "test", "rules", str(_two_stacks_suite(tmp_path, prod, inline=inline)))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_without_a_selector_the_other_stack_pages_prod(promtool: str, tmp_path: pathlib.Path) -> None:
+    """The shared-project defect the selector fixes: staging's errors in prod's error ratio."""
+    result = run(promtool, "test", "rules", str(_two_stacks_suite(tmp_path, CONFIG, inline=False)))
+    assert result.returncode != 0
+    assert "ScamguardErrorBudgetBurnFast" in result.stdout + result.stderr

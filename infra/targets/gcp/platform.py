@@ -171,8 +171,13 @@ class GcpPlatform(
 
     def monitoring(self, service: CloudRunService, network: VpcNetwork) -> GcpMonitoring:
         # The sidecar scrapes each instance on localhost; Grafana reads GMP through its frontend.
+        # It labels every series with its Cloud Run service as `namespace`: selecting on it keeps
+        # this stack's series apart from another stack's in the same project.
         config = monitoring_config(
-            self.settings, [f"127.0.0.1:{self.settings.service.port}"], GRAFANA_PROMETHEUS_URL
+            self.settings,
+            [f"127.0.0.1:{self.settings.service.port}"],
+            GRAFANA_PROMETHEUS_URL,
+            series_selector=f'namespace="{self.resource_prefix}"',
         )
         monitoring = GcpMonitoring(
             f"{self.prefix}-monitoring",
