@@ -30,7 +30,7 @@ from service.schemas import (
     Readiness,
     RequestModels,
 )
-from service.state import Prediction, ServiceState
+from service.state import NOT_READY_RETRY_AFTER_SECONDS, Prediction, ServiceState
 
 JSON = "application/json"
 M = TypeVar("M", bound=BaseModel)
@@ -273,7 +273,11 @@ def readiness_check(state: ServiceState) -> None:
     """Raise the 503 error when the service must not receive traffic."""
     if state.draining:
         raise ApiError(
-            503, "draining", "shutting down: finishing in-flight requests", reject_reason="draining"
+            503,
+            "draining",
+            "shutting down: finishing in-flight requests",
+            headers={"Retry-After": str(NOT_READY_RETRY_AFTER_SECONDS)},
+            reject_reason="draining",
         )
     state.require_model()
 

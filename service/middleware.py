@@ -216,6 +216,10 @@ class RequestPipeline:
         method: str = scope["method"]
         # Response headers this pipeline adds to whatever answers: the request id, rate-limit state.
         extra_headers: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id_bytes)]
+        if self.state.draining:
+            # Tell keep-alive clients (and load balancers) to reconnect elsewhere instead of
+            # racing the close of an idle connection; the server closes it after this answer.
+            extra_headers.append((b"connection", b"close"))
         status = 500
         response_started = response_complete = False
 

@@ -120,7 +120,7 @@ def build_server(settings: Settings) -> DrainingServer:
         server_header=False,
         # Leave ~1 s of the grace period for the lifespan shutdown and process exit.
         timeout_graceful_shutdown=max(1, math.floor(remaining - 1)),
-        timeout_keep_alive=5,
+        timeout_keep_alive=settings.keep_alive_seconds,
     )
     return DrainingServer(config, app.state.service, settings.shutdown_drain_delay_seconds)
 

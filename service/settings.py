@@ -71,6 +71,14 @@ class Settings(BaseSettings):
     )
 
     shutdown_grace_seconds: float = Field(default=10.0, gt=0, description="SIGTERM to exit, at most.")
+    keep_alive_seconds: int = Field(
+        default=75,
+        ge=1,
+        le=3600,
+        description="Idle keep-alive connections close after this long. Keep it above the idle timeout "
+        "of the load balancer in front (60 s on AWS ALB; 600 s on Google's external load balancer), "
+        "or the server closes connections the balancer is about to reuse.",
+    )
     # Time to keep serving (with /readyz failing) after SIGTERM before closing the listener, so a
     # load balancer that polls readiness stops routing first. 0 = close at once (Cloud Run).
     shutdown_drain_delay_seconds: float = Field(

@@ -41,6 +41,18 @@ def _failure_reason(message: str, model_dir: pathlib.Path) -> str:
     return "invalid"
 
 
+# What callers see of a failed load: the reason, never the artifact's path or checksums (the full
+# message is in the ERROR log, for the operator).
+_PUBLIC_LOAD_ERRORS = {
+    "missing": "the model artifact is missing or incomplete (a file does not exist)",
+    "checksum_mismatch": "the model artifact failed its checksum verification",
+    "invalid": "the model artifact is invalid (metadata.json or a model file cannot be read)",
+    "unexpected": "unexpected error loading the model",
+}
+# Retry-After on 503 not_ready/draining: long enough for a platform to route elsewhere or restart.
+NOT_READY_RETRY_AFTER_SECONDS = 5
+
+
 def _timed_scores(classifier: ScamClassifier, texts: Sequence[str]) -> tuple[list[float], float]:
     """The model call and its duration (measured where it runs: no queueing for a thread in it)."""
     started = time.perf_counter()
@@ -106,7 +118,7 @@ class ServiceState:
 
     def _failed(self, message: str, reason: str, model_dir: object) -> None:
         self.classifier = None
-        self.load_error = message
+        self.load_error = f"{_PUBLIC_LOAD_ERRORS[reason]}; the service log says more"
         metrics.MODEL_READY.set(0)
         metrics.MODEL_LOAD_FAILURES.labels(reason).inc()
         logger.error(
@@ -121,6 +133,7 @@ class ServiceState:
                 503,
                 "not_ready",
                 f"model not available: {self.load_error}",
+                headers={"Retry-After": str(NOT_READY_RETRY_AFTER_SECONDS)},
                 reject_reason="not_ready",
             )
         return classifier

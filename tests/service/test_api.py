@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
@@ -56,14 +57,23 @@ def test_readyz_when_model_loaded(client: TestClient, reference: ScamClassifier)
 def test_readyz_fails_while_draining(client: TestClient) -> None:
     client.app.state.service.start_draining()  # type: ignore[attr-defined]
     before = metric("scamguard_requests_rejected_total", reason="draining")
-    body = assert_error(client.get("/readyz"), 503, "draining")
+    response = client.get("/readyz")
+    body = assert_error(response, 503, "draining")
     assert "shutting down" in body["error"]
+    assert response.headers["retry-after"] == "5"
     assert_error(client.get("/v2/health/ready"), 503, "draining")
     assert_error(client.get("/v2/models/scam-classifier/ready"), 503, "draining")
     assert metric("scamguard_requests_rejected_total", reason="draining") == before + 3
     # Liveness and admitted work are unaffected: in-flight and late requests still get answers.
     assert client.get("/healthz").status_code == 200
-    assert client.post("/v1/classify", json={"text": HAM_TEXT}).status_code == 200
+    late = client.post("/v1/classify", json={"text": HAM_TEXT})
+    assert late.status_code == 200
+    # ...and tell keep-alive clients to reconnect elsewhere instead of racing the close.
+    assert late.headers["connection"] == "close"
+
+
+def test_no_connection_close_while_serving(client: TestClient) -> None:
+    assert "connection" not in client.post("/v1/classify", json={"text": HAM_TEXT}).headers
 
 
 def test_metrics_exposition(client: TestClient) -> None:
@@ -392,8 +402,13 @@ def test_v2_infer_invalid_is_422(client: TestClient, request_body: dict) -> None
 
 
 def _assert_not_ready(client: TestClient, reason_fragment: str) -> None:
-    body = assert_error(client.get("/readyz"), 503, "not_ready")
+    response = client.get("/readyz")
+    body = assert_error(response, 503, "not_ready")
     assert reason_fragment in body["error"]
+    # Unauthenticated callers learn the reason, not where the artifact lives or its checksums.
+    assert "/" not in body["error"].replace("n/a", ""), body["error"]
+    assert not re.search(r"[0-9a-f]{16}", body["error"]), body["error"]
+    assert response.headers["retry-after"] == "5"
     assert_error(client.get("/v2/health/ready"), 503, "not_ready")
     assert_error(client.post("/v1/classify", json={"text": HAM_TEXT}), 503, "not_ready")
     assert_error(

@@ -133,6 +133,10 @@ class GcpPlatform(
         # external load balancer "<client>, <load balancer>" (docs/infrastructure/gcp.md). Entries
         # the client wrote itself are never trusted.
         environment["SCAMGUARD_FORWARDED_HOPS"] = "2" if self.gcp.has_edge else "1"
+        # Google's external load balancer keeps backend connections open for 600 s: the server's
+        # idle timeout must be longer, or it closes connections the balancer is about to reuse.
+        if self.gcp.has_edge:
+            environment["SCAMGUARD_KEEP_ALIVE_SECONDS"] = "620"
         self._image = image
         self._service = CloudRunService(
             f"{self.prefix}-service",
