@@ -9,6 +9,7 @@ of the API matters more than exact limiting.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import math
@@ -25,6 +26,11 @@ from limits.storage import storage_from_string
 logger = logging.getLogger("scamguard")
 
 _STORAGE_WARN_INTERVAL_SECONDS = 30.0
+# A shared store answers in a millisecond or two; one that takes longer is treated as down.
+STORE_TIMEOUT_SECONDS = 0.1
+# After a store failure, requests skip the store (fail open) this long, then one tries it again:
+# a hung store costs one timeout per window instead of one per request.
+BREAKER_OPEN_SECONDS = 5.0
 
 
 def async_storage_uri(uri: str) -> str:
@@ -58,6 +64,9 @@ class RateDecision:
     retry_after: int
 
 
+_FAIL_OPEN = RateDecision(True, (), 0)
+
+
 class RateLimiter:
     def __init__(self, spec: str, storage_uri: str, strategy: str) -> None:
         self.items: list[RateLimitItem] = parse_many(spec)
@@ -65,12 +74,14 @@ class RateLimiter:
         options: dict[str, float | str | bool] = {}
         if "redis" in uri.split("://", 1)[0] or "valkey" in uri.split("://", 1)[0]:
             # Bounded waits: a slow Redis must not hold requests for the client's whole timeout.
-            options = {"connect_timeout": 0.5, "stream_timeout": 0.5}
+            options = {"connect_timeout": STORE_TIMEOUT_SECONDS, "stream_timeout": STORE_TIMEOUT_SECONDS}
         self.storage = storage_from_string(uri, wrap_exceptions=True, **options)
         self.strategy: LimitsStrategy = STRATEGIES[strategy](self.storage)  # type: ignore[arg-type]
         self.storage_uri_scheme = uri.split("://", 1)[0]
         self._policy = ", ".join(f"{item.amount};w={item.get_expiry()}" for item in self.items).encode()
         self._last_warning = 0.0
+        self._open_until = 0.0  # the circuit breaker: skip the store until then
+        self.store_calls = 0  # checks that reached the store (tests and the reliability scenarios)
 
     @staticmethod
     def identity(api_key: bytes | None, client_host: str | None) -> str:
@@ -80,17 +91,28 @@ class RateLimiter:
         return f"addr:{client_host or 'unknown'}"
 
     async def check(self, identity: str) -> RateDecision:
+        if self._open_until and time.monotonic() < self._open_until:
+            return _FAIL_OPEN
+        self.store_calls += 1
         try:
-            return await self._check(identity)
+            # The whole check, not only each storage call, is bounded (a strategy makes two calls).
+            decision = await asyncio.wait_for(self._check(identity), timeout=2.5 * STORE_TIMEOUT_SECONDS)
         except Exception as exc:
             now = time.monotonic()
+            self._open_until = now + BREAKER_OPEN_SECONDS
             if now - self._last_warning > _STORAGE_WARN_INTERVAL_SECONDS:
                 self._last_warning = now
                 logger.warning(
-                    "rate limit storage failed; letting requests through",
-                    extra={"storage": self.storage_uri_scheme, "error": repr(exc)},
+                    "rate limit storage failed or is slow; letting requests through",
+                    extra={
+                        "storage": self.storage_uri_scheme,
+                        "error": repr(exc),
+                        "retry_in_seconds": BREAKER_OPEN_SECONDS,
+                    },
                 )
-            return RateDecision(True, (), 0)
+            return _FAIL_OPEN
+        self._open_until = 0.0
+        return decision
 
     async def _check(self, identity: str) -> RateDecision:
         allowed = True

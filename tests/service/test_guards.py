@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
+import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -12,6 +13,7 @@ import httpx
 import pytest
 import redis
 
+from service import ratelimit
 from service.app import create_app
 from service.settings import Settings
 from tests.service.conftest import (
@@ -244,3 +246,38 @@ def test_first_of_repeated_key_headers_counts(make_client: ClientFactory) -> Non
         "/v1/classify", json={"text": HAM_TEXT}, headers=[("X-API-Key", "bad"), ("X-API-Key", "good")]
     )
     assert_error(bad, 401, "unauthorized")
+
+
+@pytest.fixture
+def hung_store() -> Iterator[str]:
+    """A "Redis" that accepts connections and never answers (hung, not dead: connect succeeds)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    try:
+        yield f"async+redis://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+
+
+def test_a_hung_store_costs_one_timeout_per_breaker_window(
+    make_client: ClientFactory, hung_store: str
+) -> None:
+    """Fail open fast: the first request waits for the store's (short) timeout and opens the breaker;
+    the requests after it skip the store until the window ends, so they add nothing."""
+    client = make_client(rate_limit="1/minute", rate_limit_storage_uri=hung_store)
+    limiter = client.app.pipeline.limiter  # type: ignore[attr-defined]
+    statuses = [_hit(client).status_code for _ in range(30)]
+    assert statuses == [200] * 30  # failing open: a limit of 1/minute is not enforced
+    assert limiter.store_calls == 1
+
+
+def test_the_breaker_tries_the_store_again_after_its_window(
+    make_client: ClientFactory, hung_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ratelimit, "BREAKER_OPEN_SECONDS", 0.0)
+    client = make_client(rate_limit="1/minute", rate_limit_storage_uri=hung_store)
+    limiter = client.app.pipeline.limiter  # type: ignore[attr-defined]
+    for _ in range(3):
+        assert _hit(client).status_code == 200
+    assert limiter.store_calls == 3
