@@ -88,6 +88,8 @@ def request_id_of(scope: Mapping[str, Any]) -> str:
 
 
 _MESSAGES = {"string_pattern_mismatch": "must not be blank (needs a non-whitespace character)"}
+# The first problems say what to fix; thousands of them only make the answer large.
+MAX_DETAILS = 20
 
 
 def validation_error(
@@ -101,7 +103,7 @@ def validation_error(
             "msg": _MESSAGES.get(err["type"], err["msg"]),
             "type": err["type"],
         }
-        for err in errors
+        for err in errors[:MAX_DETAILS]
     ]
     first = details[0] if details else {"loc": [], "msg": "invalid request"}
     where = ".".join(str(part) for part in first["loc"]) or "body"
