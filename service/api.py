@@ -40,6 +40,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     descriptions = {
         400: "Body is not valid UTF-8.",
         401: "Missing or invalid API key (only when API keys are configured).",
+        408: "The body did not arrive within SCAMGUARD_BODY_TIMEOUT_SECONDS.",
         413: "Body larger than SCAMGUARD_MAX_BODY_BYTES.",
         415: "Wrong Content-Type.",
         422: "Malformed JSON, or a value outside the limits (see `details`).",
@@ -49,7 +50,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody, "description": descriptions[code]} for code in codes}
 
 
-INFERENCE_ERRORS = error_responses(400, 401, 413, 415, 422, 429, 503)
+INFERENCE_ERRORS = error_responses(400, 401, 408, 413, 415, 422, 429, 503)
 
 
 def request_id(request: Request) -> str:

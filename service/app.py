@@ -136,6 +136,7 @@ def create_app(settings: Settings | None = None) -> ScamguardApp:
         max_body_bytes=settings.max_body_bytes,
         max_inflight=settings.max_inflight,
         forwarded_hops=settings.forwarded_hops,
+        body_timeout_seconds=settings.body_timeout_seconds,
     )
 
     def openapi() -> dict[str, Any]:

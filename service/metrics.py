@@ -20,6 +20,7 @@ REJECTION_REASONS = (
     "invalid_request",
     "not_ready",
     "draining",
+    "request_timeout",
 )
 INFERENCE_ENDPOINTS = ("classify", "predict", "v2_infer")
 LABELS = ("scam", "legitimate")

@@ -17,6 +17,7 @@ OpenAPI document describes them, and serves them when this pipeline is not in fr
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
@@ -150,9 +151,11 @@ class RequestPipeline:
         max_body_bytes: int,
         max_inflight: int,
         forwarded_hops: int = 0,
+        body_timeout_seconds: float = 15.0,
     ) -> None:
         self.app = app
         self.forwarded_hops = forwarded_hops
+        self.body_timeout_seconds = body_timeout_seconds
         self.state = state
         self.routes = frozenset(routes)
         self.protected = frozenset(protected)
@@ -247,15 +250,18 @@ class RequestPipeline:
                     self.auth.verify(key)
                 if self.limiter is not None:
                     await self._rate_limit(scope, key, extra_headers)
-                if method == "POST" and path in self.inference:
-                    self._admit_inference()
-                    inference_admitted = True
-                    self.inflight += 1
+            inference = method == "POST" and path in self.inference
             route = self.fast_routes.get((method, path))
             if route is not None:
                 body = b""
                 if route.reads_body:
-                    body = await _read_body(receive, limit, content_length is None)
+                    # The whole body first, within its deadline, and only then a slot: a client that
+                    # stalls mid-upload must not hold one of the inference slots.
+                    body = await self._read_body_in_time(receive, limit, content_length is None)
+                if inference:
+                    self._admit_inference()
+                    inference_admitted = True
+                    self.inflight += 1
                 answer = await route.handler(
                     None if content_type is None else content_type.decode("latin-1"), body, request_id
                 )
@@ -273,6 +279,10 @@ class RequestPipeline:
                 )
                 await send({"type": "http.response.body", "body": answer})
                 return
+            if inference:  # an inference route FastAPI answers (not one of the fast routes)
+                self._admit_inference()
+                inference_admitted = True
+                self.inflight += 1
             if content_length is None and scope["method"] not in ("GET", "HEAD"):
                 receive = _limited_receive(receive, limit)
             await self.app(scope, receive, send_tracked)
@@ -345,6 +355,19 @@ class RequestPipeline:
                 headers={"Retry-After": str(decision.retry_after)},
                 reject_reason="rate_limited",
             )
+
+    async def _read_body_in_time(self, receive: Receive, limit: int, count: bool) -> bytes:
+        try:
+            async with asyncio.timeout(self.body_timeout_seconds):
+                return await _read_body(receive, limit, count)
+        except TimeoutError:
+            raise ApiError(
+                408,
+                "request_timeout",
+                f"the request body did not arrive within {self.body_timeout_seconds:g} s; send it whole",
+                headers={"Connection": "close"},
+                reject_reason="request_timeout",
+            ) from None
 
     def _admit_inference(self) -> None:
         """503 without a model, or when the bound on in-flight inferences is reached."""

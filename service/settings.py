@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=2 * 1024 * 1024, ge=1024, description="Request body limit in bytes (413), chunked bodies too."
     )
+    body_timeout_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="A request body must arrive whole within this long of its headers (else 408); "
+        "inference slots are taken only once it has.",
+    )
     max_inflight: int = Field(
         default=64, ge=1, description="Inference requests admitted at once; more get 503 + `Retry-After`."
     )

@@ -6,14 +6,17 @@ import asyncio
 import pathlib
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
 import redis
 
 from service import ratelimit
+from service import state as state_module
 from service.app import create_app
 from service.settings import Settings
 from tests.service.conftest import (
@@ -202,24 +205,27 @@ def test_rate_limit_storage_outage_fails_open(
 
 
 @pytest.mark.anyio
-async def test_inflight_bound_answers_503() -> None:
+async def test_inflight_bound_answers_503(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two slow inferences (long texts, scored on the model thread, held there) fill the two slots:
+    the third request is refused with 503 at once, probes still answer."""
     app = create_app(make_settings(max_inflight=2))
     app.state.service.load_model()
-    release = asyncio.Event()
+    release = threading.Event()
+    real = state_module._timed_scores
 
-    async def slow_body() -> AsyncIterator[bytes]:
-        yield b'{"text": "'
-        await release.wait()
-        yield b'hello"}'
+    def held(classifier: Any, texts: Any) -> Any:
+        release.wait(timeout=30)
+        return real(classifier, texts)
 
+    monkeypatch.setattr(state_module, "_timed_scores", held)
+    long_text = HAM_TEXT * (state_module.INLINE_MAX_CHARS // len(HAM_TEXT) + 1)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        headers = {"Content-Type": "application/json"}
-        slow = [
-            asyncio.create_task(client.post("/v1/classify", content=slow_body(), headers=headers))
-            for _ in range(2)
-        ]
-        await asyncio.sleep(0.05)
+        slow = [asyncio.create_task(client.post("/v1/classify", json={"text": long_text})) for _ in range(2)]
+        for _ in range(100):
+            if metric("scamguard_inferences_in_flight") == 2:
+                break
+            await asyncio.sleep(0.01)
         assert metric("scamguard_inferences_in_flight") == 2
         assert metric("scamguard_http_requests_in_flight") == 2
         before = metric("scamguard_requests_rejected_total", reason="overloaded")
@@ -234,6 +240,39 @@ async def test_inflight_bound_answers_503() -> None:
         assert metric("scamguard_inferences_in_flight") == 0
         assert metric("scamguard_http_requests_in_flight") == 0
         assert (await client.post("/v1/classify", json={"text": HAM_TEXT})).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_stalled_uploads_hold_no_inference_slot_and_time_out() -> None:
+    """The attack: uploads that send one byte of the body and stall. They used to take an inference
+    slot before their body arrived, so as many of them as slots made every inference a 503. Now a
+    slot is taken only once the body is whole, and a body that does not arrive in time gets 408."""
+    app = create_app(make_settings(max_inflight=2, body_timeout_seconds=0.5))
+    app.state.service.load_model()
+    stall = asyncio.Event()
+
+    async def stalled_body() -> AsyncIterator[bytes]:
+        yield b"{"
+        await stall.wait()  # never set: the client stays silent
+        yield b"}"
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        headers = {"Content-Type": "application/json"}
+        stalled = [
+            asyncio.create_task(client.post("/v1/classify", content=stalled_body(), headers=headers))
+            for _ in range(4)
+        ]
+        await asyncio.sleep(0.05)
+        assert metric("scamguard_inferences_in_flight") == 0
+        served = await client.post("/v1/classify", json={"text": HAM_TEXT})
+        assert served.status_code == 200
+        before = metric("scamguard_requests_rejected_total", reason="request_timeout")
+        answers = await asyncio.gather(*stalled)
+        for answer in answers:
+            assert_error(answer, 408, "request_timeout")
+            assert answer.headers["connection"] == "close"
+        assert metric("scamguard_requests_rejected_total", reason="request_timeout") == before + 4
 
 
 def test_first_of_repeated_key_headers_counts(make_client: ClientFactory) -> None:
