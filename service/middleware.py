@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import metrics
 from service.errors import INTERNAL_ERROR, REQUEST_ID_KEY, ApiError, count_rejection
-from service.ratelimit import RateLimiter, client_host
+from service.ratelimit import AuthFailureThrottle, RateLimiter, client_host
 from service.state import ServiceState
 
 logger = logging.getLogger("scamguard")
@@ -156,6 +156,7 @@ class RequestPipeline:
         self.app = app
         self.forwarded_hops = forwarded_hops
         self.body_timeout_seconds = body_timeout_seconds
+        self.auth_failures = AuthFailureThrottle()
         self.state = state
         self.routes = frozenset(routes)
         self.protected = frozenset(protected)
@@ -247,7 +248,20 @@ class RequestPipeline:
                 key: bytes | None = None
                 if self.auth.enabled:
                     key = self.auth.presented_key(x_api_key, authorization)
-                    self.auth.verify(key)
+                    host = client_host(scope, self.forwarded_hops)
+                    if wait := self.auth_failures.retry_after(host):
+                        raise ApiError(
+                            429,
+                            "rate_limited",
+                            f"too many failed API-key attempts from this address; retry after {wait} s",
+                            headers={"Retry-After": str(wait)},
+                            reject_reason="rate_limited",
+                        )
+                    try:
+                        self.auth.verify(key)
+                    except ApiError:
+                        self.auth_failures.failed(host)
+                        raise
                 if self.limiter is not None:
                     await self._rate_limit(scope, key, extra_headers)
             inference = method == "POST" and path in self.inference

@@ -134,3 +134,40 @@ class RateLimiter:
             (b"ratelimit-policy", self._policy),
         )
         return RateDecision(allowed, headers, retry_after)
+
+
+class AuthFailureThrottle:
+    """Failed API-key guesses per client address, in fixed windows: past `limit` failures in one
+    window the address gets 429 on protected routes, whatever key it sends, until the window ends.
+
+    Always in process memory (no store round trip on the path that refuses a request) and bounded:
+    at `capacity` addresses the oldest entry is dropped, so invented addresses cost O(1) each and
+    can only shorten other addresses' memory, never grow it.
+    """
+
+    def __init__(self, limit: int = 20, window_seconds: float = 60.0, capacity: int = 100_000) -> None:
+        self.limit = limit
+        self.window_seconds = window_seconds
+        self.capacity = capacity
+        self._failures: dict[str, tuple[float, int]] = {}  # host -> (window start, failures)
+
+    def retry_after(self, host: str | None) -> int:
+        """Seconds until `host` may try again; 0 when it is not blocked."""
+        entry = self._failures.get(host or "unknown")
+        if entry is None:
+            return 0
+        started, count = entry
+        left = started + self.window_seconds - time.monotonic()
+        if left <= 0 or count < self.limit:
+            return 0
+        return max(1, math.ceil(left))
+
+    def failed(self, host: str | None) -> None:
+        key = host or "unknown"
+        now = time.monotonic()
+        started, count = self._failures.pop(key, (now, 0))
+        if now - started >= self.window_seconds:
+            started, count = now, 0
+        if len(self._failures) >= self.capacity:
+            del self._failures[next(iter(self._failures))]  # the oldest entry
+        self._failures[key] = (started, count + 1)  # re-inserted: dict order is recency

@@ -320,3 +320,32 @@ def test_the_breaker_tries_the_store_again_after_its_window(
     for _ in range(3):
         assert _hit(client).status_code == 200
     assert limiter.store_calls == 3
+
+
+def test_failed_key_guesses_are_throttled_per_address(make_client: ClientFactory) -> None:
+    """177k guesses in 10 s went unanswered by any limit: past 20 failures in a minute, an address
+    gets 429 on protected routes whatever key it sends; other addresses are not affected."""
+    client = make_client(api_keys="right-key", forwarded_hops=1)
+    attacker = {"X-Forwarded-For": "203.0.113.66"}
+
+    def attempt(key: str, headers: dict[str, str]) -> httpx.Response:
+        return client.post("/v1/classify", json={"text": HAM_TEXT}, headers={**headers, "X-API-Key": key})
+
+    statuses = [attempt(f"guess-{i}", attacker).status_code for i in range(25)]
+    assert statuses == [401] * 20 + [429] * 5
+    blocked = attempt("right-key", attacker)
+    body = assert_error(blocked, 429, "rate_limited")
+    assert "failed API-key attempts" in body["error"]
+    assert 1 <= int(blocked.headers["retry-after"]) <= 60
+    assert attempt("right-key", {"X-Forwarded-For": "198.51.100.7"}).status_code == 200
+
+
+def test_the_failure_throttle_stays_bounded() -> None:
+    throttle = ratelimit.AuthFailureThrottle(limit=3, capacity=1_000)
+    for i in range(100_000):
+        throttle.failed(f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}")
+    assert len(throttle._failures) == 1_000
+    for _ in range(3):
+        throttle.failed("198.51.100.1")
+    assert throttle.retry_after("198.51.100.1") > 0
+    assert throttle.retry_after("10.0.0.1") == 0  # evicted long ago: forgotten, not blocked
