@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from limits import parse_many
 
 from service import ratelimit
 from service import state as state_module
@@ -349,3 +350,55 @@ def test_the_failure_throttle_stays_bounded() -> None:
         throttle.failed("198.51.100.1")
     assert throttle.retry_after("198.51.100.1") > 0
     assert throttle.retry_after("10.0.0.1") == 0  # evicted long ago: forgotten, not blocked
+
+
+class FakeClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_window_counters_slide_like_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-process sliding window counter: the previous window's hits count by the share of it
+    still inside the sliding window (limits' definition)."""
+    clock = FakeClock(6_000_059.0)  # 59 s into a 60 s window
+    monkeypatch.setattr(ratelimit.time, "monotonic", clock)
+    counters = ratelimit.WindowCounters(parse_many("3/minute"), sliding=True)
+    assert [counters.hit("a")[0] for _ in range(4)] == [True, True, True, False]
+    clock.now += 2  # 1 s into the next window: 3 * 59/60 of the old hits still count
+    assert counters.hit("a")[0] is False
+    clock.now += 39  # 40 s in: 3 * 20/60 = 1 still counts, so two more fit
+    assert [counters.hit("a")[0] for _ in range(3)] == [True, True, False]
+    clock.now += 120  # two windows later: nothing counts any more
+    allowed, remaining, reset, _ = counters.hit("a")
+    assert allowed
+    assert remaining == 2
+    assert 0 < reset <= 60
+
+
+def test_window_counters_fixed_and_several_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock(6_000_000.5)
+    monkeypatch.setattr(ratelimit.time, "monotonic", clock)
+    counters = ratelimit.WindowCounters(parse_many("5/minute;2/second"), sliding=False)
+    assert [counters.hit("b")[0] for _ in range(3)] == [True, True, False]  # the per-second limit
+    clock.now += 1
+    assert [counters.hit("b")[0] for _ in range(3)] == [True, True, False]  # per-minute: 4 of 5 used
+    clock.now += 1
+    assert [counters.hit("b")[0] for _ in range(2)] == [True, False]  # the minute's fifth, then no
+    assert counters.hit("other")[0] is True
+
+
+def test_window_counters_stay_bounded() -> None:
+    counters = ratelimit.WindowCounters(parse_many("10/second"), sliding=True, capacity=1_000)
+    for i in range(50_000):
+        counters.hit(f"addr:{i}")
+    assert len(counters) == 1_000
+
+
+def test_memory_storage_uses_the_bounded_counters() -> None:
+    assert ratelimit.RateLimiter("5/second", "memory://", "sliding-window-counter").counters is not None
+    assert ratelimit.RateLimiter("5/second", "memory://", "fixed-window").counters is not None
+    # moving-window keeps a log of hits per client: the library's storage does that
+    assert ratelimit.RateLimiter("5/second", "memory://", "moving-window").counters is None
