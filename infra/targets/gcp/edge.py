@@ -220,7 +220,7 @@ class EdgeLoadBalancer(pulumi.ComponentResource):
             name,
             project=args.project,
             name=resource_name,
-            ip_address=self.address.id,
+            ip_address=self.address.address,  # the literal IP: accepted by every provider version
             ip_protocol="TCP",
             port_range=port,
             load_balancing_scheme="EXTERNAL_MANAGED",
