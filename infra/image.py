@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker_build as docker_build
 
-from infra.platform import RegistryCredentials
-
 # Relative to the project directory, which is the working directory of `pulumi up` (and of the
 # tests): stable across machines, so previews and snapshots do not depend on the checkout path.
 # The context is the repository root so that service/Dockerfile can copy the lock file
@@ -21,6 +19,15 @@ _PLATFORMS: Mapping[str, docker_build.Platform] = {
     "linux/amd64": docker_build.Platform.LINUX_AMD64,
     "linux/arm64": docker_build.Platform.LINUX_ARM64,
 }
+
+
+@dataclass(frozen=True)
+class RegistryCredentials:
+    """Credentials the image build uses to push (pulumi_docker_build RegistryArgs)."""
+
+    address: pulumi.Input[str]  # registry host, e.g. europe-west1-docker.pkg.dev
+    username: pulumi.Input[str]
+    password: pulumi.Input[str]  # secret (e.g. a short-lived OAuth token)
 
 
 @dataclass

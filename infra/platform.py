@@ -24,25 +24,15 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import pulumi
 
 from infra.config import Settings
+from infra.image import RegistryCredentials, ServiceImage
 
 if TYPE_CHECKING:
-    from infra.image import ServiceImage
     from infra.monitoring.config import MonitoringConfig
-
-
-@dataclass(frozen=True)
-class RegistryCredentials:
-    """Credentials the image build uses to push (pulumi_docker_build RegistryArgs)."""
-
-    address: pulumi.Input[str]  # registry host, e.g. europe-west1-docker.pkg.dev
-    username: pulumi.Input[str]
-    password: pulumi.Input[str]  # secret (e.g. a short-lived OAuth token)
 
 
 class Registry(pulumi.ComponentResource):

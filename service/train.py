@@ -658,7 +658,7 @@ def write_artifact(out: pathlib.Path, model: ExportedModel, metadata: dict[str, 
     (out / MODEL_FILE).write_text(json.dumps(model.header, indent=1) + "\n", encoding="utf-8")
     (out / VOCAB_FILE).write_text("\n".join(model.words), encoding="utf-8")
     np.savez(out / ARRAYS_FILE, allow_pickle=False, **model.arrays)
-    from service.evaluate import render_model_card
+    from service.model_card import render_model_card
 
     (out / CARD_FILE).write_text(render_model_card(metadata), encoding="utf-8")
     names = (MODEL_FILE, VOCAB_FILE, ARRAYS_FILE, CARD_FILE)
@@ -675,6 +675,24 @@ def check_serving_matches(clf: ScamClassifier, fitted: Fitted, normalized: Seque
     if diff > 1e-6:
         raise RuntimeError(f"serving scorer differs from scikit-learn by {diff}; export is broken")
     return diff
+
+
+# --------------------------------------------------------------------------- evaluation
+# (here, not in service/evaluate.py, so that `train --report-eval` and the evaluate command share
+# them without the two modules importing each other)
+
+
+def load_eval_examples(path: pathlib.Path, *, all_rows: bool = False) -> list[Example]:
+    """Read an evaluation CSV; drop near-duplicates of the training corpus unless `all_rows`."""
+    examples = read_examples(path, for_training=False)
+    if not all_rows and examples and "near_dup_in_A" in examples[0].row:
+        examples = [ex for ex in examples if ex.row.get("near_dup_in_A", "0").strip() in ("0", "")]
+    return examples
+
+
+def evaluate_examples(clf: ScamClassifier, examples: Sequence[Example]) -> dict[str, Any]:
+    scores = clf.score_many([ex.text for ex in examples])
+    return binary_metrics([ex.label for ex in examples], scores, clf.info.threshold)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -755,7 +773,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_serving_matches(clf, fitted, pick(val_idx, texts)[:500])
     if args.report_eval:
         # Scored only after the model and threshold are fixed: reported, never used to choose.
-        from service.evaluate import evaluate_examples, load_eval_examples
 
         metrics["evaluation_set"] = {
             "file": args.report_eval.name,

@@ -8,8 +8,7 @@ import pulumi
 import pytest
 from pulumi.runtime import settings as runtime_settings
 
-from infra.image import ServiceImage, ServiceImageArgs
-from infra.platform import RegistryCredentials
+from infra.image import RegistryCredentials, ServiceImage, ServiceImageArgs
 
 DIGEST = "sha256:" + "ab" * 32
 registered: dict[str, dict[str, Any]] = {}

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.platform import Registry, RegistryCredentials
+from infra.image import RegistryCredentials
+from infra.platform import Registry
 
 DAY_SECONDS = 86_400
 
