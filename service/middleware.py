@@ -246,9 +246,10 @@ class RequestPipeline:
                 raise _payload_too_large(limit)
             if path in self.protected:
                 key: bytes | None = None
+                # The client's address, once: the key-guess throttle and the rate limit key on it.
+                host = client_host(scope, self.forwarded_hops)
                 if self.auth.enabled:
                     key = self.auth.presented_key(x_api_key, authorization)
-                    host = client_host(scope, self.forwarded_hops)
                     if wait := self.auth_failures.retry_after(host):
                         raise ApiError(
                             429,
@@ -263,7 +264,7 @@ class RequestPipeline:
                         self.auth_failures.failed(host)
                         raise
                 if self.limiter is not None:
-                    await self._rate_limit(scope, key, extra_headers)
+                    await self._rate_limit(host, key, extra_headers)
             inference = method == "POST" and path in self.inference
             route = self.fast_routes.get((method, path))
             if route is not None:
@@ -355,10 +356,9 @@ class RequestPipeline:
         }
 
     async def _rate_limit(
-        self, scope: Scope, key: bytes | None, extra_headers: list[tuple[bytes, bytes]]
+        self, host: str | None, key: bytes | None, extra_headers: list[tuple[bytes, bytes]]
     ) -> None:
         assert self.limiter is not None
-        host = client_host(scope, self.forwarded_hops)
         decision = await self.limiter.check(self.limiter.identity(key, host))
         extra_headers.extend(decision.headers)
         if not decision.allowed:

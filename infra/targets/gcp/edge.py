@@ -55,8 +55,15 @@ class EdgeArgs:
     labels: dict[str, str] = field(default_factory=dict)
 
 
+def _every_source() -> gcp.compute.SecurityPolicyRuleMatchArgs:
+    return gcp.compute.SecurityPolicyRuleMatchArgs(
+        versioned_expr="SRC_IPS_V1",
+        config=gcp.compute.SecurityPolicyRuleMatchConfigArgs(src_ip_ranges=["*"]),
+    )
+
+
 def security_policy_rules(
-    api_domain: str, grafana_domain: str, rate_limit_per_minute: int
+    grafana_domain: str, rate_limit_per_minute: int
 ) -> list[gcp.compute.SecurityPolicyRuleArgs]:
     """Cloud Armor rules, lowest priority number first; the default rule allows the rest."""
     rules: list[gcp.compute.SecurityPolicyRuleArgs] = []
@@ -66,10 +73,7 @@ def security_policy_rules(
                 priority=1000,
                 description="per-client rate limit at the edge (429), in front of each instance's own",
                 action="throttle",
-                match=gcp.compute.SecurityPolicyRuleMatchArgs(
-                    versioned_expr="SRC_IPS_V1",
-                    config=gcp.compute.SecurityPolicyRuleMatchConfigArgs(src_ip_ranges=["*"]),
-                ),
+                match=_every_source(),
                 rate_limit_options=gcp.compute.SecurityPolicyRuleRateLimitOptionsArgs(
                     conform_action="allow",
                     exceed_action="deny(429)",
@@ -90,10 +94,7 @@ def security_policy_rules(
             priority=2147483647,
             description="default: allow",
             action="allow",
-            match=gcp.compute.SecurityPolicyRuleMatchArgs(
-                versioned_expr="SRC_IPS_V1",
-                config=gcp.compute.SecurityPolicyRuleMatchConfigArgs(src_ip_ranges=["*"]),
-            ),
+            match=_every_source(),
         )
     )
     return rules
@@ -142,7 +143,7 @@ class EdgeLoadBalancer(pulumi.ComponentResource):
             project=args.project,
             name=f"{prefix}-edge",
             description="scamguard edge: per-client rate limit and OWASP preconfigured rules",
-            rules=security_policy_rules(args.api_domain, args.grafana_domain, args.rate_limit_per_minute),
+            rules=security_policy_rules(args.grafana_domain, args.rate_limit_per_minute),
             labels=args.labels,
             opts=child,
         )
