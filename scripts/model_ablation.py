@@ -62,6 +62,7 @@ BASELINE = TrainConfig(
     punctuation=True,
     placeholders=PLACEHOLDERS,
     shortcut_groups=(),
+    vocab_languages=("en",),
     background_docs=0,
     c=1.0,
     threshold_max_fpr=0.0,
@@ -71,7 +72,8 @@ _S2 = replace(_S1, punctuation=False, placeholders=("moneytoken", "phonetoken", 
 _S3 = replace(_S2, shortcut_groups=tuple(SHORTCUT_GROUPS))
 _S4 = replace(_S3, background_docs=20000)
 _S5 = replace(_S4, sublinear_tf=True, ngram_max=2, min_df=2, c=3.0)
-SHIPPED = TrainConfig()  # = _S5 with the threshold at 1 % validation FPR (before pruning/quantising)
+# model 1.0.0 = _S5 with the threshold at 1 % validation FPR (before pruning/quantising)
+SHIPPED = replace(TrainConfig(), vocab_languages=("en",), source_weights=(), prune_to=150000)
 CONFIGS: dict[str, TrainConfig] = {
     "1 baseline: all tokens, binary unigrams, C=1": BASELINE,
     "2 + wordfreq top-30k vocabulary": _S1,

@@ -61,7 +61,9 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=3000)
     args = parser.parse_args()
 
-    config = TrainConfig()
+    # Model 1.x's configuration and data (the study behind the 1.0.0 artifact's 150k int16 choice);
+    # model 2.0 keeps every term, see docs/model/experiments.md.
+    config = replace(TrainConfig(), vocab_languages=("en",), source_weights=(), prune_to=150000)
     examples = read_examples(args.data_dir / "enron_spam_6subsets.csv.gz", for_training=True)
     examples += read_examples(args.data_dir / "sms_spam_collection_5572.csv", for_training=True)
     texts, labels, sources, _ = dedupe(examples)

@@ -36,7 +36,7 @@ __all__ = ["DEFAULT_MODEL_DIR", "ModelInfo", "ModelLoadError", "ScamClassifier",
 DEFAULT_MODEL_DIR = pathlib.Path(__file__).resolve().parent / "model"
 METADATA_FILE = "metadata.json"
 MODEL_NAME = "scam-classifier"
-MODEL_FORMAT = "linear-tfidf/2"
+MODEL_FORMAT = "linear-tfidf/3"  # /3: calibration (slope, intercept, evidence_k)
 IDF_SCALE = 10_000  # idf is stored as round(idf * 10^4): exactly the rounding training applies
 
 
@@ -130,6 +130,7 @@ class ScamClassifier:
         idf: np.ndarray,
         weights: np.ndarray,
         bias: float,
+        calibration: tuple[float, float, float] = (1.0, 0.0, 0.0),
     ) -> None:
         self.info = info
         self.metadata = metadata
@@ -143,6 +144,7 @@ class ScamClassifier:
         self._idf_squared = idf * idf
         self._use_bigrams = len(bigram_keys) > 1
         self._bias = bias
+        self._slope, self._intercept, self._evidence_k = calibration
 
     @classmethod
     def load(cls, model_dir: pathlib.Path | str = DEFAULT_MODEL_DIR) -> ScamClassifier:
@@ -230,6 +232,11 @@ class ScamClassifier:
                 idf=idf,
                 weights=weights,
                 bias=float(model["bias"]),
+                calibration=(
+                    float(model["calibration"]["slope"]),
+                    float(model["calibration"]["intercept"]),
+                    float(model["calibration"]["evidence_k"]),
+                ),
             )
         except ModelLoadError:
             raise
@@ -247,10 +254,10 @@ class ScamClassifier:
             ) from exc
 
     def decision_function(self, text: str) -> float:
-        """The linear model's logit for `text` (before the sigmoid)."""
+        """The calibrated logit for `text` (before the sigmoid); see `_calibrated`."""
         toks = tokens(normalize(text))
         if not toks:
-            return self._bias
+            return self._calibrated(self._bias, 0)
         unknown = self._unknown
         ids = np.fromiter(map(self._word_ids.get, toks, repeat(unknown)), dtype=np.int64, count=len(toks))
         columns = self._unigram_column[ids]
@@ -264,12 +271,18 @@ class ScamClassifier:
             columns = np.concatenate((columns, self._bigram_columns[pos[bigram_keys[pos] == keys]]))
         columns = columns[columns >= 0]
         if not len(columns):
-            return self._bias
+            return self._calibrated(self._bias, 0)
         present, counts = np.unique(columns, return_counts=True)
         tf = 1.0 + np.log(counts)
         dot = float(self._weighted_idf[present] @ tf)
         sq = float(self._idf_squared[present] @ (tf * tf))
-        return dot / math.sqrt(sq) + self._bias
+        return self._calibrated(dot / math.sqrt(sq) + self._bias, len(columns))
+
+    def _calibrated(self, z: float, evidence: int) -> float:
+        """slope * z * n / (n + k) + intercept, n = vocabulary terms found: little text, little say."""
+        if self._evidence_k > 0:
+            z *= evidence / (evidence + self._evidence_k)
+        return self._slope * z + self._intercept
 
     def score(self, text: str) -> float:
         """P(scam) in [0, 1]."""

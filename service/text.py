@@ -19,7 +19,7 @@ import operator
 import re
 import unicodedata
 
-__all__ = ["PLACEHOLDERS", "normalize", "normalize_reference", "tokens"]
+__all__ = ["PLACEHOLDERS", "URL_TOKEN", "normalize", "normalize_reference", "tokens"]
 
 # Placeholder words (not secrets; ruff's S105 is fooled by the name "TOKEN").
 URL_TOKEN = "urltoken"  # noqa: S105

@@ -139,7 +139,8 @@ def _rewrite_with_valid_checksum(artifact: pathlib.Path, name: str, content: byt
     ("name", "content", "reason"),
     [
         ("model.json", b'{"format": "linear-tfidf/1"}', "format"),
-        ("model.json", b'{"format": "linear-tfidf/2"}', "not a valid model"),
+        ("model.json", b'{"format": "linear-tfidf/2"}', "format"),
+        ("model.json", b'{"format": "linear-tfidf/3"}', "not a valid model"),
         ("weights.npz", b"PK\x03\x04 not really a zip", "not a valid model"),
         ("vocab.txt", b"only\nthree\nwords", "sizes disagree"),
     ],

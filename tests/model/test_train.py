@@ -15,6 +15,7 @@ import pytest
 from service.classifier import ScamClassifier
 from service.text import normalize
 from service.train import (
+    Calibration,
     DataError,
     background_texts,
     config_from_dict,
@@ -114,8 +115,10 @@ def test_serving_predictions_equal_the_trained_scikit_learn_model(data_dir: path
         "threshold": 0.5,
         "model_file": "model.json",
     }
+    # a calibration far from the identity, so serving must apply the very same one
+    fitted.calibration = Calibration(slope=1.7, intercept=-0.3, evidence_k=2.5)
     clf = write_artifact(tmp_path / "m", export_model(fitted), meta)
-    raw = [e.text for e in probe]
+    raw = [e.text for e in probe] + ["hello", "", "ok thanks"]
     ours = np.asarray(clf.score_many(raw))
     theirs = fitted.sk_scores([normalize(t) for t in raw])
     assert np.max(np.abs(ours - theirs)) < 1e-9
