@@ -31,6 +31,9 @@ STORE_TIMEOUT_SECONDS = 0.1
 # After a store failure, requests skip the store (fail open) this long, then one tries it again:
 # a hung store costs one timeout per window instead of one per request.
 BREAKER_OPEN_SECONDS = 5.0
+# Checks waiting on the store at once; past this the store is slow, and the rest fail open at once
+# instead of queueing behind it (a hung Redis let 175 requests pile up per instance).
+MAX_STORE_INFLIGHT = 32
 
 
 def async_storage_uri(uri: str) -> str:
@@ -139,6 +142,8 @@ class RateLimiter:
         self._policy = ", ".join(f"{item.amount};w={item.get_expiry()}" for item in self.items).encode()
         self._last_warning = 0.0
         self._open_until = 0.0  # the circuit breaker: skip the store until then
+        self._probing = False  # half-open: one check tries the store, the others keep failing open
+        self._store_inflight = 0
         self.store_calls = 0  # checks that reached the store (tests and the reliability scenarios)
 
     @staticmethod
@@ -152,9 +157,14 @@ class RateLimiter:
         if self.counters is not None:  # in process: nothing to wait for, nothing to fail
             allowed, remaining, reset, index = self.counters.hit(identity)
             return self._decision(allowed, remaining, reset, self.items[index])
-        if self._open_until and time.monotonic() < self._open_until:
+        if self._store_inflight >= MAX_STORE_INFLIGHT:
             return _FAIL_OPEN
+        if self._open_until:
+            if self._probing or time.monotonic() < self._open_until:
+                return _FAIL_OPEN
+            self._probing = True
         self.store_calls += 1
+        self._store_inflight += 1
         try:
             # The whole check, not only each storage call, is bounded (a strategy makes two calls).
             decision = await asyncio.wait_for(self._check(identity), timeout=2.5 * STORE_TIMEOUT_SECONDS)
@@ -172,6 +182,9 @@ class RateLimiter:
                     },
                 )
             return _FAIL_OPEN
+        finally:
+            self._store_inflight -= 1
+            self._probing = False
         self._open_until = 0.0
         return decision
 

@@ -402,3 +402,22 @@ def test_memory_storage_uses_the_bounded_counters() -> None:
     assert ratelimit.RateLimiter("5/second", "memory://", "fixed-window").counters is not None
     # moving-window keeps a log of hits per client: the library's storage does that
     assert ratelimit.RateLimiter("5/second", "memory://", "moving-window").counters is None
+
+
+def test_a_hung_store_holds_at_most_a_bounded_number_of_checks(
+    hung_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst against a hung store: at most MAX_STORE_INFLIGHT checks wait for it, the rest fail
+    open at once; once the breaker's window ends, one check probes while the others keep failing open."""
+    limiter = ratelimit.RateLimiter("1/minute", hung_store, "moving-window")
+
+    async def burst(n: int) -> list[bool]:
+        decisions = await asyncio.gather(*(limiter.check(f"addr:{i}") for i in range(n)))
+        return [d.allowed for d in decisions]
+
+    assert asyncio.run(burst(200)) == [True] * 200
+    assert limiter.store_calls == ratelimit.MAX_STORE_INFLIGHT
+    monkeypatch.setattr(ratelimit, "BREAKER_OPEN_SECONDS", 0.0)
+    limiter._open_until = time.monotonic() - 1  # the window has ended
+    assert asyncio.run(burst(50)) == [True] * 50
+    assert limiter.store_calls == ratelimit.MAX_STORE_INFLIGHT + 1  # one probe, not fifty
