@@ -134,7 +134,10 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.busy:
-            self.pool.result.errors["reset" if exc else "closed_by_server"] += 1
+            # Closed with no byte of an answer: the request may never have been read (a keep-alive
+            # connection the server closed as it was sent); closed mid-answer, it was read and lost.
+            kind = "closed_before_response" if not self.buffer else "closed_mid_response"
+            self.pool.result.errors["reset" if exc else kind] += 1
             self.busy = False
             self.pool.outstanding -= 1
             if self.timer is not None:
