@@ -17,6 +17,7 @@ fi
 missing=()
 command -v uv >/dev/null || missing+=("uv")
 command -v redis-server >/dev/null || missing+=("redis-server")
+command -v wrk >/dev/null || missing+=("wrk")
 command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=("prometheus+promtool")
 [[ -d ../shared/data ]] || missing+=("../shared/data (the training corpora beside this clone)")
 if [[ -z ${SCAMGUARD_TEST_IMAGE:-} ]] && ! docker info >/dev/null 2>&1; then
