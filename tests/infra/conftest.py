@@ -16,14 +16,13 @@ from infra.preview import graph_in_subprocess
 
 
 @pytest.fixture(autouse=True)
-def event_loop_for_pulumi() -> Iterator[None]:
+def event_loop_for_pulumi() -> None:
     """The Pulumi SDK's mocks call asyncio.get_event_loop(), which raises once an earlier test's
     asyncio.run() has left the thread without a loop (the suite order must not matter)."""
     try:
         asyncio.get_event_loop_policy().get_event_loop()
     except RuntimeError:
         asyncio.set_event_loop(asyncio.new_event_loop())
-    yield
 
 
 class NoResources(pulumi.runtime.Mocks):
