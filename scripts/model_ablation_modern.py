@@ -31,18 +31,13 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from service.text import normalize
 from service.train import (
     SUITE_FILE,
-    Calibration,
     TrainConfig,
-    background_texts,
     binary_metrics,
-    choose_threshold,
     dedupe,
-    fit,
-    fit_calibration,
     load_eval_examples,
     read_examples,
-    split_indices,
     time_split,
+    train_splits,
 )
 
 _V1 = replace(TrainConfig(), vocab_languages=("en",), source_weights=(), prune_to=0, weight_bits=0)
@@ -107,19 +102,10 @@ def run(name: str, config: TrainConfig, modern: bool, calibrate: bool, data: pat
         read_examples(data / "phishing_pot_2022_2024.csv.gz", for_training=True), TrainConfig.time_split_after
     )
     texts, labels, sources, _ = dedupe(examples + (earlier if modern else []))
-    train, val, test = split_indices(labels, sources, config)
+    trained = train_splits(texts, labels, sources, config, calibrate=calibrate)
+    fitted, threshold = trained.fitted, trained.threshold
+    val, test = trained.val_idx, trained.test_idx
     pick = lambda idx, seq: [seq[i] for i in idx]  # noqa: E731
-    background = background_texts(config)
-    fitted = fit(
-        pick(train, texts) + background,
-        pick(train, labels) + [0] * len(background),
-        config,
-        pick(train, sources) + ["background"] * len(background),
-    )
-    fitted.calibration = (
-        fit_calibration(fitted, pick(val, texts), pick(val, labels)) if calibrate else Calibration()
-    )
-    threshold = choose_threshold(pick(val, labels), fitted.sk_scores(pick(val, texts)), config)
 
     def scored(rows: list[Any]) -> tuple[list[int], np.ndarray]:
         return [ex.label for ex in rows], fitted.sk_scores([normalize(ex.text) for ex in rows])

@@ -886,6 +886,40 @@ def suite_report(clf: ScamClassifier, path: pathlib.Path = SUITE_FILE) -> dict[s
     }
 
 
+@dataclass
+class Trained:
+    fitted: Fitted
+    threshold: float
+    train_idx: list[int]
+    val_idx: list[int]
+    test_idx: list[int]
+
+
+def train_splits(
+    texts: Sequence[str],
+    labels: Sequence[int],
+    sources: Sequence[str],
+    config: TrainConfig,
+    *,
+    calibrate: bool = True,
+) -> Trained:
+    """Split de-duplicated texts, fit on the training split (+ background), then fit the calibration
+    and pick the threshold on the validation split only."""
+    train_idx, val_idx, test_idx = split_indices(labels, sources, config)
+    pick = lambda idx, seq: [seq[i] for i in idx]  # noqa: E731
+    background = background_texts(config)
+    fitted = fit(
+        pick(train_idx, texts) + background,
+        pick(train_idx, labels) + [0] * len(background),
+        config,
+        pick(train_idx, sources) + ["background"] * len(background),
+    )
+    if calibrate:
+        fitted.calibration = fit_calibration(fitted, pick(val_idx, texts), pick(val_idx, labels))
+    threshold = choose_threshold(pick(val_idx, labels), fitted.sk_scores(pick(val_idx, texts)), config)
+    return Trained(fitted, threshold, train_idx, val_idx, test_idx)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m service.train", description=(__doc__ or "").split("\n\n")[0]
@@ -933,19 +967,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         examples = examples[: args.sample]
     examples, later = time_split(examples, config.time_split_after)
     texts, labels, sources, stats = dedupe(examples)
-    train_idx, val_idx, test_idx = split_indices(labels, sources, config)
+    trained = train_splits(texts, labels, sources, config)
+    fitted, threshold = trained.fitted, trained.threshold
+    train_idx, val_idx, test_idx = trained.train_idx, trained.val_idx, trained.test_idx
     pick = lambda idx, seq: [seq[i] for i in idx]  # noqa: E731
-    background = background_texts(config)
-    fitted = fit(
-        pick(train_idx, texts) + background,
-        pick(train_idx, labels) + [0] * len(background),
-        config,
-        pick(train_idx, sources) + ["background"] * len(background),
-    )
-    # Calibration and threshold from the validation split only.
-    fitted.calibration = fit_calibration(fitted, pick(val_idx, texts), pick(val_idx, labels))
     val_scores = fitted.sk_scores(pick(val_idx, texts))
-    threshold = choose_threshold(pick(val_idx, labels), val_scores, config)
     test_scores = fitted.sk_scores(pick(test_idx, texts))
     test_labels = pick(test_idx, labels)
     metrics: dict[str, Any] = {
