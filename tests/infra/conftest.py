@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -13,16 +12,6 @@ from pulumi.runtime import config as runtime_config
 
 from infra.config import NAMESPACE, Settings, load_settings
 from infra.preview import graph_in_subprocess
-
-
-@pytest.fixture(autouse=True)
-def event_loop_for_pulumi() -> None:
-    """The Pulumi SDK's mocks call asyncio.get_event_loop(), which raises once an earlier test's
-    asyncio.run() has left the thread without a loop (the suite order must not matter)."""
-    try:
-        asyncio.get_event_loop_policy().get_event_loop()
-    except RuntimeError:
-        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 class NoResources(pulumi.runtime.Mocks):
