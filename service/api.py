@@ -1,10 +1,10 @@
 """The v1 API (`/v1/classify`, `/predict`) and the probes (`/healthz`, `/readyz`, `/metrics`).
 
-The hot endpoints are handlers over (content type, body bytes, request id) that return pre-serialised
-JSON: the request pipeline (`service.middleware`) calls them without FastAPI's router, Request or
-response classes, which cost more than the model. They parse and validate the body in one pass
-(pydantic-core's JSON parser). FastAPI still registers them, so the OpenAPI document describes every
-body and response (see `create_app`).
+The hot endpoints are handlers over (content type, body bytes, request id) that return JSON bytes
+(serialised by pydantic-core): the request pipeline (`service.middleware`) calls them without
+FastAPI's router, Request or response classes, which cost more than the model. They parse and
+validate the body in one pass (pydantic-core's JSON parser). FastAPI still registers them, so the
+OpenAPI document describes every body and response (see `create_app`).
 """
 
 from __future__ import annotations
@@ -134,11 +134,8 @@ def served_by(handler: FastHandler) -> Callable[[Request], Awaitable[Response]]:
     return endpoint
 
 
-def _classification(p: Prediction, model_json: str, rid: str) -> str:
-    return (
-        f'{{"label":"{p.label}","is_scam":{"true" if p.is_scam else "false"},"score":{p.score!r},'
-        f'"model":{model_json},"request_id":"{rid}"}}'
-    )
+def _classification(p: Prediction, model: dict[str, str] | None, rid: str) -> dict[str, Any]:
+    return {"label": p.label, "is_scam": p.is_scam, "score": p.score, "model": model, "request_id": rid}
 
 
 def classify_handler(state: ServiceState, models: RequestModels) -> FastHandler:
@@ -148,15 +145,15 @@ def classify_handler(state: ServiceState, models: RequestModels) -> FastHandler:
     async def classify(content_type: str | None, body: bytes, rid: str) -> bytes:
         check_content_type(content_type, JSON)
         data = parse_json(decode_text(body))
-        model_json = state.model_json
+        model = state.model_ref
         if isinstance(data, dict) and "texts" in data:
             texts: list[str] = validate(batch_model, data).texts  # type: ignore[attr-defined]
             predictions = await state.predict(texts, "classify")
-            results = ",".join(_classification(p, model_json, rid) for p in predictions)
-            return f'{{"results":[{results}],"model":{model_json},"request_id":"{rid}"}}'.encode()
+            results = [_classification(p, model, rid) for p in predictions]
+            return pydantic_core.to_json({"results": results, "model": model, "request_id": rid})
         text: str = validate(single_model, data).text  # type: ignore[attr-defined]
         (p,) = await state.predict((text,), "classify")
-        return _classification(p, model_json, rid).encode()
+        return pydantic_core.to_json(_classification(p, model, rid))
 
     return classify
 
@@ -258,7 +255,7 @@ def build_router(
     )
     async def readyz(request: Request) -> Response:
         readiness_check(state)
-        return Response(f'{{"status":"ready","model":{state.model_json}}}', media_type=JSON)
+        return Response(pydantic_core.to_json({"status": "ready", "model": state.model_ref}), media_type=JSON)
 
     @router.get(
         "/metrics",

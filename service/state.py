@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import pathlib
 import time
@@ -77,7 +76,7 @@ class ServiceState:
     load_error: str | None = "model not loaded yet (starting up)"
     draining: bool = False
     # JSON fragment {"name": ..., "version": ...}, built once at load for the response hot path.
-    model_json: str = "null"
+    model_ref: dict[str, str] | None = None  # {"name", "version"} of the loaded model
     started_at: float = field(default_factory=time.time)
     # Created on first use: an anyio limiter belongs to the running event loop.
     _model_threads: anyio.CapacityLimiter | None = field(default=None, repr=False)
@@ -102,7 +101,7 @@ class ServiceState:
         info = classifier.info
         self.classifier = classifier
         self.load_error = None
-        self.model_json = json.dumps({"name": info.name, "version": info.version}, separators=(",", ":"))
+        self.model_ref = {"name": info.name, "version": info.version}
         metrics.MODEL_INFO.labels(info.name, info.version).set(1)
         metrics.MODEL_READY.set(1)
         logger.info(

@@ -12,6 +12,7 @@ import json
 import math
 from typing import Any
 
+import pydantic_core
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -91,20 +92,23 @@ def infer_handler(state: ServiceState, models: RequestModels) -> FastHandler:
             )
         predictions = await state.predict(texts, "v2_infer")
         wanted = {out.name for out in payload.outputs} if payload.outputs else {"label", "score"}  # type: ignore[attr-defined]
-        outputs = []
+        outputs: list[dict[str, Any]] = []
         if "label" in wanted:
-            labels = ",".join('"scam"' if p.is_scam else '"legitimate"' for p in predictions)
-            outputs.append(f'{{"name":"label","datatype":"BYTES","shape":[{n}],"data":[{labels}]}}')
+            labels = ["scam" if p.is_scam else "legitimate" for p in predictions]
+            outputs.append({"name": "label", "datatype": "BYTES", "shape": [n], "data": labels})
         if "score" in wanted:
-            scores = ",".join(repr(p.score) for p in predictions)
-            outputs.append(f'{{"name":"score","datatype":"FP32","shape":[{n}],"data":[{scores}]}}')
+            scores = [p.score for p in predictions]
+            outputs.append({"name": "score", "datatype": "FP32", "shape": [n], "data": scores})
         classifier = state.require_model()
         request_id = payload.id if payload.id is not None else rid  # type: ignore[attr-defined]
-        # Built by hand (one small string) like the v1 answers; only the client's id needs escaping.
-        return (
-            f'{{"model_name":"{MODEL_NAME}","model_version":{json.dumps(classifier.info.version)},'
-            f'"id":{json.dumps(request_id)},"outputs":[{",".join(outputs)}]}}'
-        ).encode()
+        return pydantic_core.to_json(
+            {
+                "model_name": MODEL_NAME,
+                "model_version": classifier.info.version,
+                "id": request_id,
+                "outputs": outputs,
+            }
+        )
 
     return infer
 
