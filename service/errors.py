@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from service import metrics
+from service.domain import DomainError, ModelNotReady
 
 REQUEST_ID_KEY = "scamguard.request_id"
 
@@ -129,6 +130,24 @@ _HTTP_MESSAGES = {
 }
 
 
+def from_domain(exc: DomainError) -> ApiError:
+    """The one mapping from domain errors to the API's error shape."""
+    if isinstance(exc, ModelNotReady):
+        return ApiError(
+            503,
+            "not_ready",
+            str(exc),
+            headers={"Retry-After": str(exc.retry_after)},
+            reject_reason="not_ready",
+        )
+    return ApiError(500, "internal_error", "internal server error; retry later or report the request id")
+
+
+async def _domain_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    return from_domain(exc).to_response(request_id_of(request.scope))
+
+
 async def _api_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return exc.to_response(request_id_of(request.scope))
@@ -156,6 +175,7 @@ INTERNAL_ERROR = ApiError(
 def install_error_handlers(app: FastAPI) -> None:
     """Map every exception FastAPI/Starlette raise to the one shape (unexpected ones: middleware)."""
     app.add_exception_handler(ApiError, _api_error_handler)
+    app.add_exception_handler(DomainError, _domain_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
 

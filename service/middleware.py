@@ -31,7 +31,8 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import metrics
-from service.errors import INTERNAL_ERROR, REQUEST_ID_KEY, ApiError, count_rejection
+from service.domain import DomainError
+from service.errors import INTERNAL_ERROR, REQUEST_ID_KEY, ApiError, count_rejection, from_domain
 from service.ratelimit import AuthFailureThrottle, RateLimiter, client_host
 from service.state import ServiceState
 
@@ -315,6 +316,8 @@ class RequestPipeline:
                     return
                 logger.exception("error after the response started", extra={"request_id": request_id})
                 raise
+            if isinstance(exc, DomainError):
+                exc = from_domain(exc)
             if isinstance(exc, ApiError):
                 status = exc.status
                 await send_error(send, exc, request_id, extra_headers)

@@ -13,7 +13,7 @@ import anyio.to_thread
 
 from service import metrics
 from service.classifier import DEFAULT_MODEL_DIR, ModelLoadError, ScamClassifier
-from service.errors import ApiError
+from service.domain import ModelNotReady
 from service.settings import Settings
 
 logger = logging.getLogger("scamguard")
@@ -128,13 +128,7 @@ class ServiceState:
     def require_model(self) -> ScamClassifier:
         classifier = self.classifier
         if classifier is None:
-            raise ApiError(
-                503,
-                "not_ready",
-                f"model not available: {self.load_error}",
-                headers={"Retry-After": str(NOT_READY_RETRY_AFTER_SECONDS)},
-                reject_reason="not_ready",
-            )
+            raise ModelNotReady(f"model not available: {self.load_error}", NOT_READY_RETRY_AFTER_SECONDS)
         return classifier
 
     def start_draining(self) -> None:
