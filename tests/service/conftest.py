@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from service.app import create_app
-from service.classifier import DEFAULT_MODEL_DIR
+from service.classifier import DEFAULT_MODEL_DIR, ScamClassifier
 from service.settings import Settings
 
 with warnings.catch_warnings():
@@ -94,3 +94,9 @@ def make_client() -> Iterator[ClientFactory]:
 @pytest.fixture
 def client(make_client: ClientFactory) -> TestClient:
     return make_client()
+
+
+@pytest.fixture(scope="module")
+def reference() -> ScamClassifier:
+    """The committed artifact, loaded directly: what the API's answers must equal."""
+    return ScamClassifier.load(DEFAULT_MODEL_DIR)

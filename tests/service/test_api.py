@@ -29,16 +29,6 @@ def assert_error(response, status: int, code: str) -> dict:  # type: ignore[no-u
     return body
 
 
-@pytest.fixture(scope="module")
-def reference() -> ScamClassifier:
-    from service.classifier import DEFAULT_MODEL_DIR
-
-    return ScamClassifier.load(DEFAULT_MODEL_DIR)
-
-
-# --- probes ------------------------------------------------------------------------------------------
-
-
 def test_healthz(client: TestClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
@@ -115,9 +105,6 @@ def test_http_metrics_use_route_templates_and_status(client: TestClient) -> None
     assert metric("scamguard_http_requests_total", **labels) == before + 1
     assert metric("scamguard_http_requests_total", **unmatched) == before_unmatched + 1
     assert metric("scamguard_http_request_duration_seconds_count", route="/v1/classify", method="POST") > 0
-
-
-# --- /v1/classify ------------------------------------------------------------------------------------
 
 
 def test_classify_single(client: TestClient, reference: ScamClassifier) -> None:
@@ -261,9 +248,6 @@ def test_unknown_path_is_404(client: TestClient) -> None:
     assert_error(client.post("/v2/models/other-model/infer", json={}), 404, "not_found")
 
 
-# --- body size ---------------------------------------------------------------------------------------
-
-
 def test_body_over_limit_is_413(make_client: ClientFactory) -> None:
     client = make_client(max_body_bytes=2048)
     before = metric("scamguard_requests_rejected_total", reason="payload_too_large")
@@ -295,9 +279,6 @@ def test_chunked_body_over_limit_is_413(make_client: ClientFactory) -> None:
     assert ok.status_code == 200
 
 
-# --- /predict ----------------------------------------------------------------------------------------
-
-
 def test_predict_plain_text(client: TestClient) -> None:
     scam = client.post("/predict", content=SCAM_TEXT.encode(), headers={"Content-Type": "text/plain"})
     assert scam.status_code == 200
@@ -321,84 +302,6 @@ def test_predict_errors(make_client: ClientFactory) -> None:
     assert_error(too_long, 422, "invalid_request")
     assert_error(client.post("/predict", json={"text": "hi"}), 415, "unsupported_media_type")
     assert_error(client.get("/predict"), 405, "method_not_allowed")
-
-
-# --- Open Inference Protocol v2 -----------------------------------------------------------------------
-
-
-def test_v2_server_metadata_and_health(client: TestClient) -> None:
-    meta = client.get("/v2").json()
-    assert meta["name"] == "scamguard"
-    assert isinstance(meta["version"], str)
-    assert meta["extensions"] == []
-    assert client.get("/v2/health/live").json() == {"live": True}
-    assert client.get("/v2/health/ready").json() == {"ready": True}
-    assert client.get("/v2/models/scam-classifier/ready").json() == {"ready": True}
-
-
-def test_v2_model_metadata(client: TestClient, reference: ScamClassifier) -> None:
-    meta = client.get("/v2/models/scam-classifier").json()
-    assert meta["name"] == "scam-classifier"
-    assert meta["versions"] == [reference.info.version]
-    assert meta["platform"]
-    assert meta["inputs"] == [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
-    assert meta["outputs"] == [
-        {"name": "label", "datatype": "BYTES", "shape": [-1]},
-        {"name": "score", "datatype": "FP32", "shape": [-1]},
-    ]
-
-
-def test_v2_infer(client: TestClient, reference: ScamClassifier) -> None:
-    request = {
-        "id": "req-42",
-        "inputs": [{"name": "text", "shape": [2], "datatype": "BYTES", "data": [SCAM_TEXT, HAM_TEXT]}],
-    }
-    response = client.post("/v2/models/scam-classifier/infer", json=request)
-    assert response.status_code == 200
-    body = response.json()
-    assert body["model_name"] == "scam-classifier"
-    assert body["model_version"] == reference.info.version
-    assert body["id"] == "req-42"
-    label, score = body["outputs"]
-    assert label == {"name": "label", "datatype": "BYTES", "shape": [2], "data": ["scam", "legitimate"]}
-    assert (score["name"], score["datatype"], score["shape"]) == ("score", "FP32", [2])
-    assert score["data"] == pytest.approx([reference.score(SCAM_TEXT), reference.score(HAM_TEXT)])
-
-
-def test_v2_infer_without_id_uses_request_id_and_selected_outputs(client: TestClient) -> None:
-    request = {
-        "inputs": [{"name": "text", "shape": [1, 1], "datatype": "BYTES", "data": [HAM_TEXT]}],
-        "outputs": [{"name": "score"}],
-    }
-    response = client.post("/v2/models/scam-classifier/infer", json=request)
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["id"] == response.headers["x-request-id"]
-    assert [o["name"] for o in body["outputs"]] == ["score"]
-
-
-@pytest.mark.parametrize(
-    "request_body",
-    [
-        {"inputs": []},
-        {"inputs": [{"name": "text", "shape": [1], "datatype": "FP32", "data": ["x"]}]},
-        {"inputs": [{"name": "text", "shape": [2], "datatype": "BYTES", "data": ["x"]}]},
-        {"inputs": [{"name": "text", "shape": [1, 2], "datatype": "BYTES", "data": ["x"]}]},
-        {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [""]}]},
-        {
-            "inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["x"]}],
-            "outputs": [{"name": "p"}],
-        },
-        {"id": "no inputs"},
-    ],
-)
-def test_v2_infer_invalid_is_422(client: TestClient, request_body: dict) -> None:
-    response = client.post("/v2/models/scam-classifier/infer", json=request_body)
-    body = assert_error(response, 422, "invalid_request")
-    assert isinstance(body["error"], str)  # the protocol's error field
-
-
-# --- model failures ----------------------------------------------------------------------------------
 
 
 def _assert_not_ready(client: TestClient, reason_fragment: str) -> None:
@@ -458,9 +361,6 @@ def test_copied_artifact_loads(make_client: ClientFactory, model_dir) -> None:
     assert metric("scamguard_model_ready") == 1
 
 
-# --- docs --------------------------------------------------------------------------------------------
-
-
 def test_docs_can_be_disabled(make_client: ClientFactory) -> None:
     assert make_client().get("/openapi.json").status_code == 200
     off = make_client(docs_enabled=False)
@@ -475,9 +375,6 @@ def test_openapi_documents_limits_and_errors(make_client: ClientFactory) -> None
     assert components["ClassifyBatchRequest"]["properties"]["texts"]["maxItems"] == 7
     classify = schema["paths"]["/v1/classify"]["post"]
     assert {"200", "400", "401", "413", "415", "422", "429", "503"} <= set(classify["responses"])
-
-
-# --- unexpected errors and the FastAPI path of the hot routes ------------------------------------------
 
 
 def test_unexpected_error_is_json_500_with_request_id(
