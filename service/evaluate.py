@@ -30,6 +30,7 @@ from service.classifier import DEFAULT_MODEL_DIR, ModelLoadError, ScamClassifier
 from service.train import (
     HELDOUT_SOURCES,
     DataError,
+    Example,
     binary_metrics,
     by_language,
     config_from_dict,
@@ -85,28 +86,29 @@ GOALS = {
 }
 
 
-def heldout_examples(clf: ScamClassifier, data_dir: pathlib.Path) -> tuple[list[str], list[int], list[str]]:
-    """The artifact's held-out test split, rebuilt from its recorded training files and config."""
-    config = config_from_dict(clf.metadata["config"])
-    examples = []
+def training_rows(clf: ScamClassifier, data_dir: pathlib.Path) -> tuple[list[Example], list[Example]]:
+    """The artifact's recorded training files, read once: (rows up to its time-split day, later rows)."""
+    examples: list[Example] = []
     for entry in clf.metadata["training_data"]["files"]:
         examples += read_examples(data_dir / entry["name"], for_training=True)
-    earlier, _ = time_split(examples, config.time_split_after)
+    return time_split(examples, config_from_dict(clf.metadata["config"]).time_split_after)
+
+
+def heldout_split(clf: ScamClassifier, earlier: list[Example]) -> tuple[list[str], list[int], list[str]]:
+    """The artifact's held-out test split, rebuilt from its training rows and recorded config."""
     texts, labels, sources, _ = dedupe(earlier)
-    _, _, test = split_indices(labels, sources, config)
+    _, _, test = split_indices(labels, sources, config_from_dict(clf.metadata["config"]))
     if len(test) != clf.metadata["splits"]["heldout_test"]:
         raise DataError(f"rebuilt held-out split has {len(test)} rows, the artifact recorded another size")
     return [texts[i] for i in test], [labels[i] for i in test], [sources[i] for i in test]
 
 
-def later_examples(clf: ScamClassifier, data_dir: pathlib.Path) -> list[Any]:
-    config = config_from_dict(clf.metadata["config"])
-    rows = []
-    for entry in clf.metadata["training_data"]["files"]:
-        rows += time_split(
-            read_examples(data_dir / entry["name"], for_training=True), config.time_split_after
-        )[1]
-    return rows
+def heldout_examples(clf: ScamClassifier, data_dir: pathlib.Path) -> tuple[list[str], list[int], list[str]]:
+    return heldout_split(clf, training_rows(clf, data_dir)[0])
+
+
+def later_examples(clf: ScamClassifier, data_dir: pathlib.Path) -> list[Example]:
+    return training_rows(clf, data_dir)[1]
 
 
 def cost(model_dir: pathlib.Path, texts: Sequence[str], calls: int = 4000) -> dict[str, float]:
@@ -140,20 +142,21 @@ def goals_report(model_dir: pathlib.Path, data_dir: pathlib.Path) -> dict[str, A
     eval_examples = load_eval_examples(data_dir / EVAL_FILE)
     eval_scores = np.asarray(clf.score_many([ex.text for ex in eval_examples]))
     eval_labels = [ex.label for ex in eval_examples]
-    texts, labels, sources = heldout_examples(clf, data_dir)
+    earlier, later = training_rows(clf, data_dir)
+    texts, labels, sources = heldout_split(clf, earlier)
     heldout_scores = np.asarray(clf.score_many(texts))
     enron = [k for k, s in enumerate(sources) if s.startswith(HELDOUT_SOURCES["heldout_test_enron"])]
     enron_labels = [labels[k] for k in enron]
-    later = later_examples(clf, data_dir)
     later_scores = np.asarray(clf.score_many([ex.text for ex in later]))
     languages = by_language(clf, later)
     suite = suite_report(clf)
     two_kb = [ex.text for ex in eval_examples if 1800 <= len(ex.text) <= 2200]
     threshold = clf.info.threshold
+    heldout = binary_metrics(labels, heldout_scores, threshold)
     report: dict[str, Any] = {
         "model": {"name": clf.info.name, "version": clf.info.version, "threshold": threshold},
         "evaluation_set": binary_metrics(eval_labels, eval_scores, threshold),
-        "heldout_test": binary_metrics(labels, heldout_scores, threshold),
+        "heldout_test": heldout,
         "heldout_test_enron": binary_metrics(enron_labels, heldout_scores[enron], threshold),
         "time_split": {
             "all": binary_metrics([1] * len(later), later_scores, threshold),
@@ -162,7 +165,7 @@ def goals_report(model_dir: pathlib.Path, data_dir: pathlib.Path) -> dict[str, A
         },
         "plain_mail": suite,
         "calibration": {
-            "brier_heldout_test": binary_metrics(labels, heldout_scores, threshold)["brier"],
+            "brier_heldout_test": heldout["brier"],
             "reliability_heldout_test": reliability_table(labels, heldout_scores),
         },
         "cost": cost(model_dir, two_kb),
@@ -254,7 +257,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.goals:
             report = goals_report(args.model, args.data_dir)
-            print(json.dumps(report, indent=2)) if args.json else print_goals(report)
+            if args.json:
+                print(json.dumps(report, indent=2))
+            else:
+                print_goals(report)
             return 0
         clf = ScamClassifier.load(args.model)
         examples = load_eval_examples(args.data, all_rows=args.all_rows)
