@@ -42,7 +42,7 @@ EMAIL = (
 ) * 10  # ~2 KB, an ordinary e-mail
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
@@ -69,7 +69,7 @@ class Server:
 
     env: dict[str, str] = field(default_factory=dict)
     wait_ready: bool = True
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Server:
@@ -89,7 +89,7 @@ class Server:
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            status = _get(self.port, "/readyz")[0] if self._listening() else 0
+            status = get(self.port, "/readyz")[0] if self._listening() else 0
             if status == 200 or (status and not self.wait_ready):
                 return self
             time.sleep(0.1)
@@ -165,7 +165,7 @@ def _parse(raw: bytes) -> tuple[int, dict[str, str], bytes]:
     return status, headers, body
 
 
-def _get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
     try:
         return _parse(
             _raw(
@@ -562,8 +562,8 @@ def scenario_many_clients(base: Baseline, server: Server) -> list[Line]:
 def scenario_model_missing(base: Baseline, server: Server) -> list[Line]:
     missing = Server(env={"SCAMGUARD_MODEL_DIR": "/nonexistent/model"}, wait_ready=False).start()
     try:
-        ready = _get(missing.port, "/readyz")
-        live = _get(missing.port, "/healthz")
+        ready = get(missing.port, "/readyz")
+        live = get(missing.port, "/healthz")
         infer = _parse(_raw(missing.port, classify_request(headers={"Connection": "close"})))
     finally:
         missing.stop()
@@ -590,7 +590,7 @@ def scenario_redis(base: Baseline, server: Server) -> list[Line]:
         return [
             Line("redis hung / killed", "redis-server is not installed (apt-get install redis-server)", None)
         ]
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(  # noqa: S603 - fixed argv
         [redis, "--port", str(port), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL
     )

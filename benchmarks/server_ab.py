@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.reliability import EMAIL, HOST, REPO, _free_port, _get
+from benchmarks.reliability import EMAIL, HOST, REPO, free_port, get
 
 STOCK_UVICORN = (
     "import sys, uvicorn; from service.app import create_app; "
@@ -81,7 +81,7 @@ def main() -> int:
     try:
         for r in range(args.rounds):
             for kind in kinds:
-                port = _free_port()
+                port = free_port()
                 argv = command(kind, port, args.python, args.granian)
                 if argv is None:
                     continue
@@ -90,7 +90,7 @@ def main() -> int:
                 proc = subprocess.Popen([*pin, *argv], env=env, cwd=REPO, stderr=subprocess.DEVNULL)  # noqa: S603
                 try:
                     deadline = time.monotonic() + 30
-                    while _get(port, "/readyz")[0] != 200:
+                    while get(port, "/readyz")[0] != 200:
                         if time.monotonic() > deadline:
                             raise SystemExit(f"{kind} did not come up")
                         time.sleep(0.1)
