@@ -180,6 +180,120 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "GCP target: IAM members who may open Grafana (through IAP with gcpGrafanaDomain, else as "
         "Cloud Run invokers for `gcloud run services proxy`).",
     ),
+    # --- kubernetes target (the cluster comes from the provider's own kubernetes:context /
+    # kubernetes:kubeconfig, like gcp:project)
+    ConfigKey(
+        "k8sNamespace", "string", "", "Kubernetes target: namespace of the stack; empty = <project>-<stack>."
+    ),
+    ConfigKey(
+        "k8sRegistry",
+        "string",
+        "",
+        "Kubernetes target: OCI registry and path the image is pushed to, e.g. ghcr.io/acme (required).",
+    ),
+    ConfigKey(
+        "k8sRegistryUsername",
+        "string",
+        "",
+        "Kubernetes target: registry user for the push and the pull secret; empty = the builder's own "
+        "docker login and a registry the nodes can pull from anonymously.",
+    ),
+    ConfigKey(
+        "k8sRegistryPassword",
+        "string",
+        "",
+        "Kubernetes target: registry password or token for k8sRegistryUsername (set it with "
+        "`pulumi config set --secret`).",
+        sensitive=True,
+    ),
+    ConfigKey("k8sIngressClass", "string", "nginx", "Kubernetes target: IngressClass of the API's Ingress."),
+    ConfigKey(
+        "k8sIngressControllerNamespace",
+        "string",
+        "ingress-nginx",
+        "Kubernetes target: namespace of the ingress controller (the only one whose pods may call the API).",
+    ),
+    ConfigKey(
+        "k8sHost",
+        "string",
+        "",
+        "Kubernetes target: host name of the API's Ingress; empty = no Ingress (in-cluster callers only).",
+    ),
+    ConfigKey(
+        "k8sTlsSecret",
+        "string",
+        "",
+        "Kubernetes target: existing TLS Secret (in the stack's namespace) for k8sHost and k8sGrafanaHost.",
+    ),
+    ConfigKey(
+        "k8sClusterIssuer",
+        "string",
+        "",
+        "Kubernetes target: cert-manager ClusterIssuer that issues the Ingress certificates (instead of "
+        "k8sTlsSecret).",
+    ),
+    ConfigKey(
+        "k8sForwardedHops",
+        "integer",
+        1,
+        "Kubernetes target: proxies that append to X-Forwarded-For in front of the API (the ingress "
+        "controller: 1; add one per load balancer that appends too).",
+    ),
+    ConfigKey(
+        "k8sMonitoring",
+        "string",
+        "install",
+        "Kubernetes target: install (kube-prometheus-stack, one per cluster) or existing (a Prometheus "
+        "Operator and Grafana already run in k8sMonitoringNamespace).",
+    ),
+    ConfigKey(
+        "k8sMonitoringNamespace",
+        "string",
+        "monitoring",
+        "Kubernetes target: namespace of Prometheus, Alertmanager and Grafana.",
+    ),
+    ConfigKey(
+        "k8sPrometheusUrl",
+        "string",
+        "",
+        "Kubernetes target: in-cluster URL of the existing Prometheus (k8sMonitoring existing); empty "
+        "with install.",
+    ),
+    ConfigKey(
+        "k8sMonitoringReleaseLabel",
+        "string",
+        "",
+        "Kubernetes target: `release` label an existing operator selects ServiceMonitors and rules by; "
+        "empty = none (the installed chart selects every one).",
+    ),
+    ConfigKey(
+        "k8sPrometheusStorage",
+        "string",
+        "",
+        "Kubernetes target: Prometheus volume size, e.g. 20Gi (needs a default StorageClass); empty = "
+        "emptyDir (history lost on restart).",
+    ),
+    ConfigKey(
+        "k8sGrafanaHost",
+        "string",
+        "",
+        "Kubernetes target: host name of Grafana's Ingress; empty = kubectl port-forward only.",
+    ),
+    ConfigKey(
+        "k8sSmtpSmarthost",
+        "string",
+        "",
+        "Kubernetes target: SMTP relay (host:port) Alertmanager sends notificationEmail through.",
+    ),
+    ConfigKey("k8sSmtpFrom", "string", "", "Kubernetes target: sender address of alert e-mails."),
+    ConfigKey("k8sSmtpUsername", "string", "", "Kubernetes target: SMTP user; empty = the relay needs none."),
+    ConfigKey(
+        "k8sSmtpPassword",
+        "string",
+        "",
+        "Kubernetes target: SMTP password for k8sSmtpUsername (set it with `pulumi config set --secret`).",
+        sensitive=True,
+    ),
 )
 
 CONFIG_KEYS_BY_NAME: Mapping[str, ConfigKey] = {key.name: key for key in CONFIG_KEYS}
@@ -295,6 +409,45 @@ class GcpSettings:
         return bool(self.domain)
 
 
+K8S_MONITORING = ("install", "existing")
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    namespace: str
+    registry: str  # OCI registry + path, e.g. ghcr.io/acme
+    registry_username: str
+    registry_password: pulumi.Output[str] | None  # secret
+    ingress_class: str
+    ingress_controller_namespace: str
+    host: str  # "" = no Ingress
+    tls_secret: str
+    cluster_issuer: str
+    forwarded_hops: int
+    monitoring: str  # install | existing
+    monitoring_namespace: str
+    prometheus_url: str  # existing Prometheus only
+    monitoring_release_label: str
+    prometheus_storage: str  # "" = emptyDir
+    grafana_host: str
+    smtp_smarthost: str
+    smtp_from: str
+    smtp_username: str = ""
+    smtp_password: pulumi.Output[str] | None = None  # secret
+
+    @property
+    def registry_host(self) -> str:
+        return self.registry.split("/", 1)[0]
+
+    @property
+    def installs_monitoring(self) -> bool:
+        return self.monitoring == "install"
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_secret or self.cluster_issuer)
+
+
 @dataclass(frozen=True)
 class Settings:
     project: str
@@ -309,6 +462,7 @@ class Settings:
     monitoring: MonitoringSettings
     local: LocalSettings | None  # set only when target == "local"
     gcp: GcpSettings | None  # set only when target == "gcp"
+    kubernetes: KubernetesSettings | None = None  # set only when target == "kubernetes"
 
     @property
     def labels(self) -> dict[str, str]:
@@ -324,6 +478,11 @@ class Settings:
         if self.gcp is None:
             raise pulumi.RunError(f"stack {self.stack!r} has target {self.target!r}, not 'gcp'")
         return self.gcp
+
+    def require_kubernetes(self) -> KubernetesSettings:
+        if self.kubernetes is None:
+            raise pulumi.RunError(f"stack {self.stack!r} has target {self.target!r}, not 'kubernetes'")
+        return self.kubernetes
 
 
 def _label(value: str) -> str:
@@ -753,6 +912,10 @@ def load_settings() -> Settings:
                 f"{CLOUD_RUN_SIGTERM_SECONDS} s after SIGTERM",
             )
 
+    kubernetes: KubernetesSettings | None = None
+    if target == "kubernetes":
+        kubernetes = _kubernetes_settings(read, project, stack, scaling, alerting)
+
     return Settings(
         project=project,
         stack=stack,
@@ -766,4 +929,111 @@ def load_settings() -> Settings:
         monitoring=monitoring,
         local=local,
         gcp=gcp,
+        kubernetes=kubernetes,
     )
+
+
+_REGISTRY = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*")
+_QUANTITY = re.compile(r"[1-9]\d*(Mi|Gi|Ti)")
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?")
+_SMARTHOST = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?:\d{1,5}")
+
+
+def _check_registry(value: str) -> str | None:
+    if value and _REGISTRY.fullmatch(value) and "." in value.split("/", 1)[0] + ".":
+        return None
+    return "an OCI registry and path without tag, e.g. ghcr.io/acme or registry.example.com:5000/team"
+
+
+def _kubernetes_settings(
+    read: _Reader, project: str, stack: str, scaling: ScalingSettings, alerting: AlertingSettings
+) -> KubernetesSettings:
+    """The kubernetes target's keys, with the rules that tie them together."""
+
+    def optional_name(value: str) -> str | None:
+        return None if value == "" else _check_name(value)
+
+    k8s = KubernetesSettings(
+        namespace=read.string("k8sNamespace", check=optional_name) or _label(f"{project}-{stack}"),
+        registry=read.string("k8sRegistry", check=_check_registry),
+        registry_username=read.string(
+            "k8sRegistryUsername", check=lambda v: None if not re.search(r"\s", v) else "a user name"
+        ),
+        registry_password=read.secret("k8sRegistryPassword"),
+        ingress_class=read.string("k8sIngressClass", check=_check_name),
+        ingress_controller_namespace=read.string("k8sIngressControllerNamespace", check=_check_name),
+        host=read.string("k8sHost", check=_check_domain),
+        tls_secret=read.string("k8sTlsSecret", check=optional_name),
+        cluster_issuer=read.string("k8sClusterIssuer", check=optional_name),
+        forwarded_hops=read.integer("k8sForwardedHops", minimum=0, maximum=5),
+        monitoring=read.string("k8sMonitoring", choices=K8S_MONITORING),
+        monitoring_namespace=read.string("k8sMonitoringNamespace", check=_check_name),
+        prometheus_url=read.string(
+            "k8sPrometheusUrl",
+            check=lambda v: (
+                None if v == "" or re.fullmatch(r"https?://[^\s/]+(/\S*)?", v) else "an http(s) URL"
+            ),
+        ),
+        monitoring_release_label=read.string(
+            "k8sMonitoringReleaseLabel",
+            check=lambda v: None if _LABEL_VALUE.fullmatch(v) else "empty or a Kubernetes label value",
+        ),
+        prometheus_storage=read.string(
+            "k8sPrometheusStorage",
+            check=lambda v: None if v == "" or _QUANTITY.fullmatch(v) else "empty or a size such as 20Gi",
+        ),
+        grafana_host=read.string("k8sGrafanaHost", check=_check_domain),
+        smtp_smarthost=read.string(
+            "k8sSmtpSmarthost",
+            check=lambda v: None if v == "" or _SMARTHOST.fullmatch(v) else "empty or HOST:PORT",
+        ),
+        smtp_from=read.string("k8sSmtpFrom", check=_check_email),
+        smtp_username=read.string(
+            "k8sSmtpUsername", check=lambda v: None if not re.search(r"\s", v) else "a user name"
+        ),
+        smtp_password=read.secret("k8sSmtpPassword"),
+    )
+    if scaling.min_instances < 1:
+        raise read.fail(
+            "minInstances",
+            scaling.min_instances,
+            "1 or more on Kubernetes (the HorizontalPodAutoscaler cannot scale to zero)",
+        )
+    if bool(k8s.registry_username) != (k8s.registry_password is not None):
+        raise read.fail(
+            "k8sRegistryUsername",
+            k8s.registry_username,
+            "set together with k8sRegistryPassword (both, or neither for ambient credentials)",
+        )
+    if k8s.tls_secret and k8s.cluster_issuer:
+        raise read.fail(
+            "k8sClusterIssuer", k8s.cluster_issuer, "empty when k8sTlsSecret is set (one or the other)"
+        )
+    for key, host in (("k8sHost", k8s.host), ("k8sGrafanaHost", k8s.grafana_host)):
+        if host and not k8s.tls:
+            raise read.fail(
+                key,
+                host,
+                "empty, or with k8sTlsSecret or k8sClusterIssuer set: the Ingress serves HTTPS only",
+            )
+    if k8s.grafana_host and k8s.grafana_host == k8s.host:
+        raise read.fail("k8sGrafanaHost", k8s.grafana_host, "a host name other than k8sHost's")
+    if k8s.installs_monitoring and k8s.prometheus_url:
+        raise read.fail(
+            "k8sPrometheusUrl", k8s.prometheus_url, "empty with k8sMonitoring install (the chart's is used)"
+        )
+    if not k8s.installs_monitoring and not k8s.prometheus_url:
+        raise read.fail(
+            "k8sPrometheusUrl",
+            k8s.prometheus_url,
+            "the in-cluster URL of the existing Prometheus, e.g. "
+            "http://prometheus-operated.monitoring.svc:9090 (k8sMonitoring is existing)",
+        )
+    if k8s.installs_monitoring and alerting.notification_email and not (k8s.smtp_smarthost and k8s.smtp_from):
+        raise read.fail(
+            "k8sSmtpSmarthost",
+            k8s.smtp_smarthost,
+            "HOST:PORT of an SMTP relay, with k8sSmtpFrom, when notificationEmail is set: Alertmanager "
+            "sends the e-mail itself",
+        )
+    return k8s

@@ -36,7 +36,7 @@ def deploy(
     """registry -> network -> identity -> image -> service -> monitoring."""
     registry = platform.registry()
     network = platform.network()
-    identity = platform.identity(registry)
+    identity = platform.identity(registry, network)
     image = ServiceImage(
         f"{platform.prefix}-image",
         ServiceImageArgs(
@@ -57,5 +57,5 @@ def deploy(
         image_ref=image.ref,
         prometheus_url=monitoring.prometheus_url,
         grafana_url=monitoring.grafana_url,
-        extra=platform.extra_outputs(),
+        extra=platform.extra_outputs(image, service, monitoring),
     )

@@ -7,7 +7,7 @@ concern         returns (typed outputs, see below)     e.g. local / GCP / AWS / 
 ==============  =====================================  ==========================================
 registry()      Registry: repository, push, creds      none / Artifact Registry / ECR / any OCI
 network()       Network: network_id                    bridge / VPC+subnet / VPC+SGs / namespace
-identity(reg)   Identity: principal                    uid / service account / task role / KSA
+identity(r, n)  Identity: principal                    uid / service account / task role / KSA
 service(...)    Service: url, scrape_targets           container / Cloud Run / ECS svc / Deploy.
 monitoring(...) Monitoring: prometheus_url, grafana    containers / GMP+Grafana / AMP+AMG / ...
 ==============  =====================================  ==========================================
@@ -114,7 +114,8 @@ class Platform(abc.ABC, Generic[RegistryT, NetworkT, IdentityT, ServiceT, Monito
     def network(self) -> NetworkT: ...
 
     @abc.abstractmethod
-    def identity(self, registry: RegistryT) -> IdentityT: ...
+    def identity(self, registry: RegistryT, network: NetworkT) -> IdentityT:
+        """The runtime principal; ``network`` for targets whose principal lives in it (a namespace)."""
 
     @abc.abstractmethod
     def service(self, image: ServiceImage, network: NetworkT, identity: IdentityT) -> ServiceT: ...
@@ -122,8 +123,11 @@ class Platform(abc.ABC, Generic[RegistryT, NetworkT, IdentityT, ServiceT, Monito
     @abc.abstractmethod
     def monitoring(self, service: ServiceT, network: NetworkT) -> MonitoringT: ...
 
-    def extra_outputs(self) -> Mapping[str, pulumi.Input[Any]]:
-        """Target-specific stack outputs beyond the common four (e.g. a secret admin password)."""
+    def extra_outputs(
+        self, image: ServiceImage, service: ServiceT, monitoring: MonitoringT
+    ) -> Mapping[str, pulumi.Input[Any]]:
+        """Target-specific stack outputs beyond the common four (e.g. a secret admin password), from
+        the components ``deploy()`` created."""
         return {}
 
 

@@ -18,9 +18,11 @@ from pulumi_policy import (
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
 )
 from pulumi_policy.proxy import UnknownValueError
-from scamguard_policy import RULES, UNKNOWN, Resource, Rule, StackContext
+from scamguard_policy import RULES, STACK_RULES, UNKNOWN, Resource, Rule, StackContext, StackRule
 
 PACK_NAME = "scamguard"
 LEVELS = {"mandatory": EnforcementLevel.MANDATORY, "advisory": EnforcementLevel.ADVISORY}
@@ -51,7 +53,7 @@ def plain(value: Any) -> Any:
     return value
 
 
-def stack_context(rule: Rule, policy_config: Mapping[str, Any]) -> StackContext:
+def stack_context(rule: Rule | StackRule, policy_config: Mapping[str, Any]) -> StackContext:
     """The stack under analysis: the engine sets PULUMI_STACK and passes the stack's config."""
     public = pulumi.Config("scamguard").get("public") or "false"
     return StackContext.from_config(
@@ -79,8 +81,24 @@ def to_policy(rule: Rule) -> ResourceValidationPolicy:
     )
 
 
-def policies() -> list[ResourceValidationPolicy]:
-    return [to_policy(rule) for rule in RULES]
+def to_stack_policy(rule: StackRule) -> StackValidationPolicy:
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        resources = [
+            Resource(type=r.resource_type, name=r.name, props=plain(r.props)) for r in args.resources
+        ]
+        for message in rule.violations(resources, stack_context(rule, args.get_config())):
+            report_violation(message, None)
+
+    return StackValidationPolicy(
+        name=rule.name,
+        description=rule.description,
+        enforcement_level=LEVELS[rule.enforcement],
+        validate=validate,
+    )
+
+
+def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
+    return [*(to_policy(rule) for rule in RULES), *(to_stack_policy(rule) for rule in STACK_RULES)]
 
 
 def main() -> None:

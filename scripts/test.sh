@@ -19,6 +19,8 @@ command -v uv >/dev/null || missing+=("uv")
 command -v redis-server >/dev/null || missing+=("redis-server")
 command -v wrk >/dev/null || missing+=("wrk")
 command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=("prometheus+promtool")
+command -v amtool >/dev/null || missing+=("amtool (prometheus-alertmanager)")
+[[ -d ../shared/schemas ]] || missing+=("../shared/schemas (the CRD schemas beside this clone)")
 [[ -d ../shared/data ]] || missing+=("../shared/data (the training corpora beside this clone)")
 if [[ -z ${SCAMGUARD_TEST_IMAGE:-} ]] && ! docker info >/dev/null 2>&1; then
     missing+=("a running Docker engine (or SCAMGUARD_TEST_IMAGE)")

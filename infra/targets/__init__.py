@@ -7,7 +7,7 @@ import pulumi
 from infra.config import TARGETS, Settings
 from infra.platform import AnyPlatform
 
-IMPLEMENTED = ("local", "gcp")
+IMPLEMENTED = ("local", "gcp", "kubernetes")
 
 
 def platform_for(settings: Settings) -> AnyPlatform:
@@ -20,6 +20,10 @@ def platform_for(settings: Settings) -> AnyPlatform:
         from infra.targets.gcp import GcpPlatform
 
         return GcpPlatform(settings)
+    if settings.target == "kubernetes":
+        from infra.targets.kubernetes import KubernetesPlatform
+
+        return KubernetesPlatform(settings)
     if settings.target in TARGETS:
         raise pulumi.RunError(
             f"target {settings.target!r} (config {settings.project}:target of stack {settings.stack!r}) "

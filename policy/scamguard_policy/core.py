@@ -132,6 +132,22 @@ class Rule:
         return list(self.check(resource, stack))
 
 
+StackCheck = Callable[[Sequence[Resource], StackContext], Iterable[str]]
+
+
+@dataclass(frozen=True)
+class StackRule:
+    """A policy over all of the stack's resources at once (e.g. "every namespace has a NetworkPolicy")."""
+
+    name: str
+    description: str
+    enforcement: Enforcement
+    check: StackCheck
+
+    def violations(self, resources: Sequence[Resource], stack: StackContext) -> list[str]:
+        return list(self.check(resources, stack))
+
+
 @dataclass(frozen=True)
 class Violation:
     rule: str
@@ -141,12 +157,23 @@ class Violation:
     message: str
 
 
-def evaluate(rules: Sequence[Rule], resources: Iterable[Resource], stack: StackContext) -> list[Violation]:
+def evaluate(
+    rules: Sequence[Rule],
+    resources: Iterable[Resource],
+    stack: StackContext,
+    stack_rules: Sequence[StackRule] = (),
+) -> list[Violation]:
+    """Every violation of the per-resource rules, then of the stack rules (resource "" = the stack)."""
+    resources = list(resources)
     return [
         Violation(rule.name, rule.enforcement, resource.type, resource.name, message)
         for resource in resources
         for rule in rules
         for message in rule.violations(resource, stack)
+    ] + [
+        Violation(rule.name, rule.enforcement, "pulumi:pulumi:Stack", "", message)
+        for rule in stack_rules
+        for message in rule.violations(resources, stack)
     ]
 
 

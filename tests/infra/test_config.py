@@ -138,6 +138,9 @@ def test_api_keys_stay_secret(load: Load) -> None:
     assert "SCAMGUARD_API_KEYS" not in settings.service.environment()
 
 
+# The least a kubernetes stack needs; each case below breaks one thing of it.
+K8S = {"target": "kubernetes", "k8sRegistry": "ghcr.io/acme", "minInstances": "1"}
+
 # (config, offending key, offending value as shown, fragment of what is allowed)
 INVALID: list[tuple[dict[str, str], str, str, str]] = [
     ({"target": "azure"}, "target", "azure", "local, gcp, aws, kubernetes"),
@@ -224,6 +227,40 @@ INVALID: list[tuple[dict[str, str], str, str, str]] = [
         "less than 10 on Cloud Run",
     ),
     ({"target": "gcp", "canaryPercent": "10"}, "canaryPercent", "10", "gcpStableRevision"),
+    *(
+        ({**K8S, **config}, key, value, allowed)
+        for config, key, value, allowed in [
+            ({"k8sNamespace": "Bad_NS"}, "k8sNamespace", "Bad_NS", "lowercase letters"),
+            ({"k8sRegistry": ""}, "k8sRegistry", "", "OCI registry"),
+            ({"k8sRegistry": "ghcr.io/acme:latest"}, "k8sRegistry", "ghcr.io/acme:latest", "without tag"),
+            ({"k8sRegistryUsername": "robot"}, "k8sRegistryUsername", "robot", "k8sRegistryPassword"),
+            ({"k8sIngressClass": "Nginx!"}, "k8sIngressClass", "Nginx!", "lowercase letters"),
+            ({"k8sIngressControllerNamespace": "-x"}, "k8sIngressControllerNamespace", "-x", "lowercase"),
+            ({"k8sHost": "https://api.example.com"}, "k8sHost", "https://api.example.com", "host name"),
+            ({"k8sHost": "api.example.com"}, "k8sHost", "api.example.com", "HTTPS only"),
+            ({"k8sTlsSecret": "Bad Secret"}, "k8sTlsSecret", "Bad Secret", "lowercase letters"),
+            ({"k8sTlsSecret": "tls", "k8sClusterIssuer": "le"}, "k8sClusterIssuer", "le", "one or the other"),
+            ({"k8sForwardedHops": "9"}, "k8sForwardedHops", "9", "from 0 to 5"),
+            ({"k8sMonitoring": "helm"}, "k8sMonitoring", "helm", "install, existing"),
+            ({"k8sMonitoringNamespace": "Mon"}, "k8sMonitoringNamespace", "Mon", "lowercase letters"),
+            ({"k8sPrometheusUrl": "prometheus:9090"}, "k8sPrometheusUrl", "prometheus:9090", "http(s) URL"),
+            ({"k8sPrometheusUrl": "http://p:9090"}, "k8sPrometheusUrl", "http://p:9090", "empty with"),
+            ({"k8sMonitoring": "existing"}, "k8sPrometheusUrl", "", "in-cluster URL"),
+            ({"k8sMonitoringReleaseLabel": "a b"}, "k8sMonitoringReleaseLabel", "a b", "label value"),
+            ({"k8sPrometheusStorage": "20GB"}, "k8sPrometheusStorage", "20GB", "such as 20Gi"),
+            (
+                {"k8sTlsSecret": "tls", "k8sHost": "a.example.com", "k8sGrafanaHost": "a.example.com"},
+                "k8sGrafanaHost",
+                "a.example.com",
+                "other than k8sHost",
+            ),
+            ({"k8sSmtpSmarthost": "smtp"}, "k8sSmtpSmarthost", "smtp", "HOST:PORT"),
+            ({"notificationEmail": "oncall@example.com"}, "k8sSmtpSmarthost", "", "SMTP relay"),
+            ({"k8sSmtpFrom": "nobody"}, "k8sSmtpFrom", "nobody", "e-mail"),
+            ({"k8sSmtpUsername": "a b"}, "k8sSmtpUsername", "a b", "user name"),
+            ({"minInstances": "0"}, "minInstances", "0", "HorizontalPodAutoscaler"),
+        ]
+    ),
 ]
 
 
@@ -248,7 +285,8 @@ def test_invalid_value_is_a_run_error_naming_key_value_and_what_is_allowed(
 
 def test_every_validated_key_has_an_invalid_case() -> None:
     covered = {case[1] for case in INVALID}
-    unvalidated = {"apiKeys"}  # a secret: any string is a key list, and it is never echoed
+    # Secrets: any string is a key or password, and none is ever echoed.
+    unvalidated = {"apiKeys", "k8sRegistryPassword", "k8sSmtpPassword"}
     assert covered == set(CONFIG_KEYS_BY_NAME) - unvalidated
 
 

@@ -8,24 +8,22 @@ assertion can never be skipped inside an unresolved Output. Mocked inputs are ca
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import pulumi
 import pytest
-from pulumi.runtime import mocks as runtime_mocks
 
 from infra import preview
-from infra.config import Settings, load_settings
-from infra.deploy import deploy
+from infra.config import Settings
 from infra.monitoring import MonitoringConfig, alert_names, dashboards, rule_groups
 from infra.monitoring.promql import metric_names
 from infra.platform import monitoring_config
-from infra.targets import platform_for
-from infra.targets.gcp import mocks as gcp_mocks
 from infra.targets.gcp.apis import IAP_API, REQUIRED_APIS
 from infra.targets.gcp.identity import PRIMITIVE_ROLES
 from infra.targets.gcp.service import GMP_SIDECAR_IMAGE, SCRAPE_JOB, run_monitoring_config
+
+from . import mocked_program
+from .mocked_program import Registered, unwrap
 
 RUN_SERVICE = "gcp:cloudrunv2/service:Service"
 RUN_INVOKER = "gcp:cloudrunv2/serviceIamMember:ServiceIamMember"
@@ -44,16 +42,6 @@ LABELABLE = {
     "gcp:monitoring/notificationChannel:NotificationChannel": "userLabels",
 }
 API_KEYS = "key-one-0123456789,key-two-9876543210"
-
-
-@dataclass
-class Registered:
-    type: str
-    name: str
-    inputs: dict[str, Any]
-    dependencies: list[str] = field(default_factory=list)
-    urn: str = ""
-    retain_on_delete: bool = False
 
 
 @dataclass
@@ -109,75 +97,12 @@ class Deployment:
         return out
 
 
-class _Mocks(pulumi.runtime.Mocks):
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
-        outputs = dict(args.inputs)
-        maker = gcp_mocks.MOCK_OUTPUTS.get(args.typ) or preview.MOCK_OUTPUTS.get(args.typ)
-        if maker is not None:
-            outputs.update(maker(args.name, args.inputs))
-        return f"{args.name}-id", outputs
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]]]:
-        maker = gcp_mocks.MOCK_CALLS.get(args.token)
-        return (dict(maker(args.args)) if maker else dict(args.args)), []
-
-
 def run_stack(
     stack: str, overrides: Mapping[str, str] | None = None, secrets: Mapping[str, str] | None = None
-):
-    """Run the real program for `stack` (Pulumi.<stack>.yaml plus overrides) under mocks."""
-    config, secret_keys = preview.stack_config(stack, {**(overrides or {}), **(secrets or {})})
-    secret_keys = [*secret_keys, *(secrets or {})]
-    registered: list[Registered] = []
-    outputs: dict[str, Any] = {}
-    captured: list[Settings] = []
-
-    class Monitor(runtime_mocks.MockMonitor):
-        def RegisterResource(self, request: Any) -> Any:  # gRPC method name
-            response = super().RegisterResource(request)
-            if request.custom:
-                from pulumi.runtime import rpc
-
-                props = rpc.deserialize_properties(request.object)
-                registered.append(
-                    Registered(
-                        request.type,
-                        request.name,
-                        props,
-                        list(request.dependencies),
-                        response.urn,
-                        bool(getattr(request, "retainOnDelete", False)),
-                    )
-                )
-            return response
-
-    mocks = _Mocks()
-    pulumi.runtime.set_all_config(config, secret_keys)
-    runtime_mocks.set_mocks(mocks, project="scamguard", stack=stack, preview=False, monitor=Monitor(mocks))
-
-    @pulumi.runtime.test
-    def program() -> pulumi.Output[None]:
-        settings = load_settings()
-        captured.append(settings)
-        result = deploy(platform_for(settings), settings)
-        return pulumi.Output.all(
-            service_url=result.service_url,
-            image_ref=result.image_ref,
-            grafana_url=result.grafana_url,
-            prometheus_url=result.prometheus_url,
-            **{k: pulumi.Output.from_input(v) for k, v in result.extra.items()},
-        ).apply(outputs.update)
-
-    program()
-    assert len(registered) > 40, "the program registered (almost) nothing: mocks are not wired"
-    return Deployment(stack, registered, outputs, captured[0])
-
-
-def unwrap(value: Any) -> Any:
-    """Plain value of a deserialized property (secrets arrive as {sig: ..., value: ...})."""
-    if isinstance(value, dict) and preview._SECRET_SIG_KEY in value:
-        return value.get("value")
-    return value
+) -> Deployment:
+    deployment = mocked_program.run_stack(Deployment, stack, overrides, secrets)
+    assert len(deployment.resources) > 40, "the GCP program registered too little"
+    return deployment
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ CONTAINER = "docker:index/container:Container"
 OUTPUTS = {"service_url", "image_ref", "prometheus_url", "grafana_url"}
 
 
-def test_the_repository_has_the_three_stacks() -> None:
-    assert {"local", "staging", "prod"} <= set(stack_files())
+def test_the_repository_has_the_stacks_of_every_implemented_target() -> None:
+    assert {"local", "staging", "prod", "k8s-staging", "k8s-prod"} <= set(stack_files())
 
 
 @pytest.mark.parametrize("stack", sorted(stack_files()))
@@ -43,7 +43,7 @@ def test_every_stack_runs_and_exports_the_common_outputs(stack_graph: Graph, sta
     assert len({r["type"] for r in top} - {"scamguard:image:ServiceImage"}) >= 5
 
 
-@pytest.mark.parametrize("stack", ["staging", "prod"])
+@pytest.mark.parametrize("stack", ["staging", "prod", "k8s-staging", "k8s-prod"])
 def test_cloud_stacks_push_and_deploy_by_digest(stack_graph: Graph, stack: str) -> None:
     graph = stack_graph(stack)
     build = one(graph, "docker-build:index:Image", "scamguard-image-build")
@@ -167,7 +167,7 @@ def _local_settings() -> Any:
         runtime_config.set_all_config({}, [])
 
 
-@pytest.mark.parametrize("target", ["aws", "kubernetes"])
+@pytest.mark.parametrize("target", ["aws"])
 def test_planned_targets_stop_with_a_clear_error(stack_graph: Graph, target: str) -> None:
     graph = stack_graph("local", {"scamguard:target": target})
     assert graph["error"].startswith("RunError: ")

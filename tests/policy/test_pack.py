@@ -11,12 +11,17 @@ import pulumi_policy
 import pytest
 import yaml
 from pulumi.runtime import config as runtime_config
-from pulumi_policy import EnforcementLevel, ResourceValidationArgs, ResourceValidationPolicy
+from pulumi_policy import (
+    EnforcementLevel,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationPolicy,
+)
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from infra.preview import REPO_ROOT
 from policy import gen_gcp_labelable
-from policy.scamguard_policy import RULES
+from policy.scamguard_policy import RULES, STACK_RULES
 
 from .conftest import find, load_graph
 
@@ -43,15 +48,21 @@ def test_every_rule_is_registered_with_its_enforcement_level(pack: dict[str, Any
     kwargs = pack["kwargs"]
     assert kwargs["name"] == "scamguard"
     policies = kwargs["policies"]
-    assert all(isinstance(p, ResourceValidationPolicy) for p in policies)
+    resource_policies = [p for p in policies if isinstance(p, ResourceValidationPolicy)]
+    stack_policies = [p for p in policies if isinstance(p, StackValidationPolicy)]
+    assert len(resource_policies) + len(stack_policies) == len(policies)
     registered = {p.name: p.enforcement_level for p in policies}
-    assert registered == {rule.name: LEVELS[rule.enforcement] for rule in RULES}
-    assert len(policies) == len(RULES) == len(registered)  # no duplicate names
+    assert registered == {rule.name: LEVELS[rule.enforcement] for rule in (*RULES, *STACK_RULES)}
+    assert {p.name for p in stack_policies} == {rule.name for rule in STACK_RULES}
+    assert len(policies) == len(RULES) + len(STACK_RULES) == len(registered)  # no duplicate names
     advisory = {name for name, level in registered.items() if level == EnforcementLevel.ADVISORY}
     assert advisory == {"docker-monitoring-container-hardening"}
-    for policy in policies:
+    for policy in resource_policies:
         assert policy.description
         assert policy.has_validation()
+    for policy in stack_policies:
+        assert policy.description
+        assert policy.validate is not None
 
 
 def test_configurable_policies_declare_a_schema(pack: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from policy.scamguard_policy import RULES, Resource, StackContext, Violation, evaluate
+from policy.scamguard_policy import RULES, STACK_RULES, Resource, StackContext, Violation, evaluate
 
 from .conftest import context, find, load_graph
 
@@ -27,6 +27,16 @@ ACCOUNT = ("gcp:serviceaccount/account:Account", None)
 LOCAL_API = ("docker:index/container:Container", "scamguard-api")
 LOCAL_GRAFANA = ("docker:index/container:Container", "scamguard-grafana")
 DIGEST_REF = "europe-west1-docker.pkg.dev/scamguard-prod/scamguard-prod/scamguard-api:0.1.0"
+K8S_API = ("kubernetes:apps/v1:Deployment", "scamguard-service-deployment")
+
+
+def pod(props: dict[str, Any]) -> dict[str, Any]:
+    return props["spec"]["template"]["spec"]
+
+
+def k8s_api(props: dict[str, Any]) -> dict[str, Any]:
+    return pod(props)["containers"][0]
+
 
 Mutate = Callable[[dict[str, Any]], None]
 
@@ -331,6 +341,84 @@ CASES = [
         "docker-monitoring-container-hardening",
         "is privileged",
     ),
+    *(
+        Case(id_, "k8s-prod", K8S_API, mutate, rule, message)
+        for id_, mutate, rule, message in [
+            (
+                "k8s-may-run-as-root",
+                lambda p: (
+                    k8s_api(p)["securityContext"].pop("runAsNonRoot"),
+                    pod(p)["securityContext"].pop("runAsNonRoot"),
+                ),
+                "k8s-pod-security-restricted",
+                "runAsNonRoot=true",
+            ),
+            (
+                "k8s-privilege-escalation",
+                lambda p: k8s_api(p)["securityContext"].update(allowPrivilegeEscalation=True),
+                "k8s-pod-security-restricted",
+                "allowPrivilegeEscalation=false",
+            ),
+            (
+                "k8s-privileged",
+                lambda p: k8s_api(p)["securityContext"].update(privileged=True),
+                "k8s-pod-security-restricted",
+                "is privileged",
+            ),
+            (
+                "k8s-keeps-capabilities",
+                lambda p: k8s_api(p)["securityContext"].pop("capabilities"),
+                "k8s-pod-security-restricted",
+                "capabilities.drop=['ALL']",
+            ),
+            (
+                "k8s-no-seccomp",
+                lambda p: (
+                    k8s_api(p)["securityContext"].pop("seccompProfile"),
+                    pod(p)["securityContext"].pop("seccompProfile"),
+                ),
+                "k8s-pod-security-restricted",
+                "seccompProfile.type=RuntimeDefault",
+            ),
+            (
+                "k8s-host-network",
+                lambda p: pod(p).update(hostNetwork=True),
+                "k8s-no-host-access",
+                "hostNetwork",
+            ),
+            (
+                "k8s-host-path",
+                lambda p: pod(p)["volumes"].append({"name": "root", "hostPath": {"path": "/"}}),
+                "k8s-no-host-access",
+                "node's filesystem",
+            ),
+            (
+                "k8s-no-memory-limit",
+                lambda p: k8s_api(p)["resources"].pop("limits"),
+                "k8s-resources",
+                "resources.limits.memory",
+            ),
+            ("k8s-no-readiness", lambda p: k8s_api(p).pop("readinessProbe"), "k8s-probes", "readinessProbe"),
+            (
+                "k8s-image-by-tag",
+                lambda p: k8s_api(p).update(image="ghcr.io/scamguard/scamguard-api:0.1.0"),
+                "k8s-image-digest",
+                "deploy by digest",
+            ),
+            (
+                "k8s-default-service-account",
+                lambda p: pod(p).pop("serviceAccountName"),
+                "k8s-own-service-account",
+                "default ServiceAccount",
+            ),
+            (
+                "k8s-api-token-mounted",
+                lambda p: pod(p).pop("automountServiceAccountToken"),
+                "k8s-own-service-account",
+                "automountServiceAccountToken=false",
+            ),
+        ]
+    ),
 ]
 
 
@@ -358,6 +446,7 @@ def test_rule_fires_on_mutated_resource(case: Case) -> None:
 
 def test_every_rule_has_a_negative_case() -> None:
     assert {rule.name for rule in RULES} == {case.rule for case in CASES}
+    assert {rule.name for rule in STACK_RULES} == {"k8s-default-deny-network-policy"}  # tested below
 
 
 def test_file_pointer_env_is_not_a_secret() -> None:
@@ -409,3 +498,24 @@ def test_production_detection_fails_closed(stack: str) -> None:
     assert StackContext(stack=stack).production
     assert not StackContext(stack="staging").production
     assert not StackContext(stack="product-demo").production
+
+
+def test_default_deny_network_policy_is_required_per_namespace() -> None:
+    graph = load_graph("k8s-prod")
+    every = resources_of(graph)
+    assert evaluate([], every, context("k8s-prod"), STACK_RULES) == []
+    without = [r for r in every if r.name != "scamguard-network-default-deny"]
+    (violation,) = evaluate([], without, context("k8s-prod"), STACK_RULES)
+    assert violation.rule == "k8s-default-deny-network-policy"
+    assert "scamguard-k8s-prod" in violation.message
+    assert "default-deny" in violation.message
+    # A policy that allows something is not a default deny.
+    allowing = find(graph, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "scamguard-network-default-deny")
+    allowing["inputs"]["spec"]["ingress"] = [{}]
+    assert [v.rule for v in evaluate([], resources_of(graph), context("k8s-prod"), STACK_RULES)] == [
+        "k8s-default-deny-network-policy"
+    ]
+
+
+def resources_of(graph: dict[str, Any]) -> list[Resource]:
+    return [Resource(type=r["type"], name=r["name"], props=r["inputs"]) for r in graph["resources"]]

@@ -60,8 +60,6 @@ class GcpPlatform(
         # Names of cloud resources carry the stack, so staging and prod can share a project.
         self.resource_prefix = f"{settings.project}-{settings.stack}"
         self._apis: ProjectApis | None = None
-        self._image: ServiceImage | None = None
-        self._service: CloudRunService | None = None
         self._edge: EdgeLoadBalancer | None = None
 
     def labels(self, component: str) -> dict[str, str]:
@@ -103,7 +101,7 @@ class GcpPlatform(
             opts=after_apis(self.apis),
         )
 
-    def identity(self, registry: ArtifactRepository) -> ServiceIdentity:
+    def identity(self, registry: ArtifactRepository, network: VpcNetwork) -> ServiceIdentity:
         return ServiceIdentity(
             f"{self.prefix}-identity",
             ServiceIdentityArgs(
@@ -139,8 +137,7 @@ class GcpPlatform(
         # idle timeout must be longer, or it closes connections the balancer is about to reuse.
         if self.gcp.has_edge:
             environment["SCAMGUARD_KEEP_ALIVE_SECONDS"] = "620"
-        self._image = image
-        self._service = CloudRunService(
+        return CloudRunService(
             f"{self.prefix}-service",
             CloudRunServiceArgs(
                 project=self.gcp.project,
@@ -173,7 +170,6 @@ class GcpPlatform(
             ),
             opts=after_apis(self.apis),
         )
-        return self._service
 
     def monitoring(self, service: CloudRunService, network: VpcNetwork) -> GcpMonitoring:
         # The sidecar scrapes each instance on localhost; Grafana reads GMP through its frontend.
@@ -232,14 +228,15 @@ class GcpPlatform(
             opts=after_apis(self.apis),
         )
 
-    def extra_outputs(self) -> Mapping[str, pulumi.Input[Any]]:
-        outputs: dict[str, pulumi.Input[Any]] = {}
-        if self._image is not None:
-            outputs["image_digest"] = self._image.digest
-        if self._service is not None:
-            outputs["canary_url"] = self._service.canary_url
-            outputs["api_keys_secret"] = self._service.api_keys.secret_id
-            outputs["run_url"] = self._service.run_url
+    def extra_outputs(
+        self, image: ServiceImage, service: CloudRunService, monitoring: GcpMonitoring
+    ) -> Mapping[str, pulumi.Input[Any]]:
+        outputs: dict[str, pulumi.Input[Any]] = {
+            "image_digest": image.digest,
+            "canary_url": service.canary_url,
+            "api_keys_secret": service.api_keys.secret_id,
+            "run_url": service.run_url,
+        }
         if self._edge is not None:
             outputs["edge_ip_address"] = self._edge.ip_address
         return outputs

@@ -31,7 +31,6 @@ class LocalPlatform(Platform[LocalRegistry, LocalNetwork, LocalIdentity, LocalSe
         self.local: LocalSettings = settings.require_local()
         # Engine-wide names: two stacks of the project can run side by side on one engine.
         self.container_prefix = f"{settings.project}-{settings.stack}"
-        self._monitoring: LocalMonitoring | None = None
 
     def registry(self) -> LocalRegistry:
         return LocalRegistry(self.prefix, LocalRegistryArgs(image_name=self.settings.image.name))
@@ -41,7 +40,7 @@ class LocalPlatform(Platform[LocalRegistry, LocalNetwork, LocalIdentity, LocalSe
             self.prefix, LocalNetworkArgs(network_name=self.container_prefix, labels=self.settings.labels)
         )
 
-    def identity(self, registry: LocalRegistry) -> LocalIdentity:
+    def identity(self, registry: LocalRegistry, network: LocalNetwork) -> LocalIdentity:
         return LocalIdentity(self.prefix, LocalIdentityArgs())
 
     def service(self, image: ServiceImage, network: LocalNetwork, identity: LocalIdentity) -> LocalService:
@@ -77,7 +76,7 @@ class LocalPlatform(Platform[LocalRegistry, LocalNetwork, LocalIdentity, LocalSe
             scrape_targets=[f"{self.container_prefix}-api:{self.settings.service.port}"],
             prometheus_url=f"http://{prometheus_name}:{PROMETHEUS_PORT}",
         )
-        self._monitoring = LocalMonitoring(
+        return LocalMonitoring(
             self.prefix,
             LocalMonitoringArgs(
                 files=render(config),
@@ -93,9 +92,8 @@ class LocalPlatform(Platform[LocalRegistry, LocalNetwork, LocalIdentity, LocalSe
             ),
             opts=pulumi.ResourceOptions(depends_on=[service]),
         )
-        return self._monitoring
 
-    def extra_outputs(self) -> Mapping[str, pulumi.Input[Any]]:
-        if self._monitoring is None:
-            return {}
-        return {"grafana_admin_password": self._monitoring.grafana_admin_password}
+    def extra_outputs(
+        self, image: ServiceImage, service: LocalService, monitoring: LocalMonitoring
+    ) -> Mapping[str, pulumi.Input[Any]]:
+        return {"grafana_admin_password": monitoring.grafana_admin_password}
