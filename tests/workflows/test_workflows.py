@@ -150,3 +150,20 @@ def test_zizmor_fails_on_template_injection_and_unpinned_actions(broken_copy: pa
     assert result.returncode != 0
     assert "template-injection" in out, out
     assert "unpinned-uses" in out, out
+
+
+def test_every_cloud_stack_is_previewed_deployed_and_destroyable() -> None:
+    from infra.preview import stack_files
+
+    cloud = set(stack_files()) - {"local"}
+    preview = yaml.safe_load((WORKFLOWS / "preview.yml").read_text())
+    matrix = preview["jobs"]["preview"]["strategy"]["matrix"]["include"]
+    assert {entry["stack"] for entry in matrix} == cloud
+    assert all(
+        entry["target"] == ("kubernetes" if entry["stack"].startswith("k8s-") else "gcp") for entry in matrix
+    )
+    deploy = yaml.safe_load((WORKFLOWS / "deploy.yml").read_text())
+    deployed = {job["with"]["stack"] for job in deploy["jobs"].values() if "with" in job}
+    assert deployed == cloud
+    destroy = yaml.safe_load((WORKFLOWS / "destroy.yml").read_text())
+    assert set(destroy[True]["workflow_dispatch"]["inputs"]["stack"]["options"]) == cloud
