@@ -132,6 +132,31 @@ def test_gcp_settings_are_read_only_for_the_gcp_target(load: Load) -> None:
         settings.require_local()
 
 
+def test_kubernetes_settings_are_read_only_for_the_kubernetes_target(load: Load) -> None:
+    settings = load(
+        stack="k8s-dev", target="kubernetes", k8sRegistry="registry.example.com:5000/team", minInstances="1"
+    )
+    assert settings.gcp is None
+    assert settings.local is None
+    k8s = settings.require_kubernetes()
+    assert k8s.namespace == "scamguard-k8s-dev"
+    assert k8s.registry_host == "registry.example.com:5000"
+    assert k8s.installs_monitoring
+    assert k8s.forwarded_hops == 1
+    assert not k8s.tls
+    assert k8s.registry_password is None
+    with_credentials = load(
+        target="kubernetes",
+        k8sRegistry="ghcr.io/acme",
+        minInstances="1",
+        k8sRegistryUsername="robot",
+        k8sRegistryPassword="token",
+    ).require_kubernetes()
+    assert isinstance(with_credentials.registry_password, pulumi.Output)
+    with pytest.raises(pulumi.RunError, match="not 'kubernetes'"):
+        load().require_kubernetes()
+
+
 def test_api_keys_stay_secret(load: Load) -> None:
     settings = load(apiKeys="k1,k2")
     assert isinstance(settings.service.api_keys, pulumi.Output)
