@@ -180,6 +180,49 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "GCP target: IAM members who may open Grafana (through IAP with gcpGrafanaDomain, else as "
         "Cloud Run invokers for `gcloud run services proxy`).",
     ),
+    # --- aws target (the account comes from the provider's credentials; aws:region must match region)
+    ConfigKey("awsVpcCidr", "string", "10.40.0.0/16", "AWS target: CIDR of the stack's VPC (/16 to /24)."),
+    ConfigKey(
+        "awsCertificateArn",
+        "string",
+        "",
+        "AWS target: ACM certificate of the load balancer's HTTPS listener; empty = HTTP only (not "
+        "allowed on a production or public stack).",
+    ),
+    ConfigKey(
+        "awsDomain",
+        "string",
+        "",
+        "AWS target: host name callers use (the certificate's; point its DNS at the load balancer); "
+        "empty = the load balancer's own name.",
+    ),
+    ConfigKey(
+        "awsAllowedCidrs",
+        "array",
+        [],
+        "AWS target: networks that may reach an internal load balancer besides the VPC itself "
+        "(e.g. a peered VPC or VPN range).",
+    ),
+    ConfigKey(
+        "awsWafRateLimit",
+        "integer",
+        3000,
+        "AWS target: requests one client IP may send in 5 minutes before WAF blocks it (0 = no rate rule).",
+    ),
+    ConfigKey(
+        "awsRequestsPerTarget",
+        "integer",
+        6000,
+        "AWS target: requests per task per minute the autoscaler keeps (ALBRequestCountPerTarget).",
+    ),
+    ConfigKey("awsLogRetentionDays", "integer", 30, "AWS target: days CloudWatch keeps the API's logs."),
+    ConfigKey("awsRegistryKeepImages", "integer", 20, "AWS target: tagged images ECR keeps."),
+    ConfigKey(
+        "awsGrafanaAdminGroups",
+        "array",
+        [],
+        "AWS target: IAM Identity Center group ids made Grafana admins (Amazon Managed Grafana).",
+    ),
     # --- kubernetes target (the cluster comes from the provider's own kubernetes:context /
     # kubernetes:kubeconfig, like gcp:project)
     ConfigKey(
@@ -356,6 +399,11 @@ class ImageSettings:
     base_image: str
     platform: str = "linux/amd64"  # what Cloud Run / Fargate run; also the local default
 
+    @property
+    def revision_tag(self) -> str:
+        """A tag unique per source revision, for registries whose tags are immutable."""
+        return self.version if self.revision == "unknown" else f"{self.version}-{self.revision[:12]}"
+
     def build_args(self) -> dict[str, str]:
         return {
             "BASE_IMAGE": self.base_image,
@@ -410,6 +458,34 @@ class GcpSettings:
 
 
 K8S_MONITORING = ("install", "existing")
+# Fargate's CPU units and the memory sizes (MiB) each allows.
+FARGATE_MEMORY_MIB: Mapping[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+}
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    region: str
+    vpc_cidr: str
+    certificate_arn: str
+    domain: str
+    allowed_cidrs: tuple[str, ...]
+    waf_rate_limit: int
+    requests_per_target: int
+    log_retention_days: int
+    registry_keep_images: int
+    grafana_admin_groups: tuple[str, ...]
+    cpu_units: int
+    memory_mib: int
+
+    @property
+    def https(self) -> bool:
+        return bool(self.certificate_arn)
 
 
 @dataclass(frozen=True)
@@ -463,6 +539,7 @@ class Settings:
     local: LocalSettings | None  # set only when target == "local"
     gcp: GcpSettings | None  # set only when target == "gcp"
     kubernetes: KubernetesSettings | None = None  # set only when target == "kubernetes"
+    aws: AwsSettings | None = None  # set only when target == "aws"
 
     @property
     def labels(self) -> dict[str, str]:
@@ -478,6 +555,11 @@ class Settings:
         if self.gcp is None:
             raise pulumi.RunError(f"stack {self.stack!r} has target {self.target!r}, not 'gcp'")
         return self.gcp
+
+    def require_aws(self) -> AwsSettings:
+        if self.aws is None:
+            raise pulumi.RunError(f"stack {self.stack!r} has target {self.target!r}, not 'aws'")
+        return self.aws
 
     def require_kubernetes(self) -> KubernetesSettings:
         if self.kubernetes is None:
@@ -659,7 +741,7 @@ def _check_version(value: str) -> str | None:
 
 
 def _check_region(value: str) -> str | None:
-    if re.fullmatch(r"[a-z]+(?:-[a-z]+)+\d+", value):
+    if re.fullmatch(r"[a-z]+(?:-[a-z]+)+-?\d+", value):
         return None
     return "a cloud region name such as europe-west1 or us-east-1"
 
@@ -912,6 +994,10 @@ def load_settings() -> Settings:
                 f"{CLOUD_RUN_SIGTERM_SECONDS} s after SIGTERM",
             )
 
+    aws: AwsSettings | None = None
+    if target == "aws":
+        aws = _aws_settings(read, stack, region, scaling, service)
+
     kubernetes: KubernetesSettings | None = None
     if target == "kubernetes":
         kubernetes = _kubernetes_settings(read, project, stack, scaling, alerting)
@@ -930,7 +1016,94 @@ def load_settings() -> Settings:
         local=local,
         gcp=gcp,
         kubernetes=kubernetes,
+        aws=aws,
     )
+
+
+_ACM_ARN = re.compile(r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}")
+_IDENTITY_CENTER_GROUP = re.compile(
+    r"([0-9a-f]{10}-)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+)
+
+
+def _check_vpc_cidr(value: str) -> str | None:
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        return "an IPv4 network in CIDR notation, e.g. 10.40.0.0/16"
+    private = isinstance(network, ipaddress.IPv4Network) and any(network.subnet_of(r) for r in _SUBNET_RANGES)
+    if not private or not 16 <= network.prefixlen <= 24:
+        return "a private IPv4 network from /16 to /24 (four subnets are cut from it), e.g. 10.40.0.0/16"
+    return None
+
+
+def _check_allowed_cidr(value: str) -> str | None:
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        return "IPv4 networks in CIDR notation, e.g. 10.50.0.0/16"
+    if network.prefixlen == 0:
+        return "a network narrower than 0.0.0.0/0 (set public=true to open the service)"
+    return None
+
+
+def _aws_settings(
+    read: _Reader, stack: str, region: str, scaling: ScalingSettings, service: ServiceSettings
+) -> AwsSettings:
+    """The aws target's keys, with the rules that tie them to the rest of the stack."""
+    provider_region = pulumi.Config("aws").get("region")
+    if provider_region and provider_region != region:
+        raise read.fail("region", region, f"the same region as aws:region ({provider_region})")
+    cpu_units = round(scaling.cpu_cores * 1024)
+    if cpu_units not in FARGATE_MEMORY_MIB:
+        raise read.fail("cpu", scaling.cpu, "0.25, 0.5, 1, 2 or 4 vCPUs on Fargate")
+    if scaling.memory_mib not in FARGATE_MEMORY_MIB[cpu_units]:
+        sizes = ", ".join(
+            f"{m // 1024}Gi" if m % 1024 == 0 else f"{m}Mi" for m in FARGATE_MEMORY_MIB[cpu_units]
+        )
+        raise read.fail("memory", scaling.memory, f"a size Fargate allows with {scaling.cpu} vCPU: {sizes}")
+    aws = AwsSettings(
+        region=region,
+        vpc_cidr=read.string("awsVpcCidr", check=_check_vpc_cidr),
+        certificate_arn=read.string(
+            "awsCertificateArn",
+            check=lambda v: None if v == "" or _ACM_ARN.fullmatch(v) else "empty or an ACM certificate ARN",
+        ),
+        domain=read.string("awsDomain", check=_check_domain),
+        allowed_cidrs=read.string_list("awsAllowedCidrs", check=_check_allowed_cidr),
+        waf_rate_limit=read.integer("awsWafRateLimit", minimum=0, maximum=2_000_000_000),
+        requests_per_target=read.integer("awsRequestsPerTarget", minimum=10, maximum=1_000_000),
+        log_retention_days=read.integer("awsLogRetentionDays", minimum=1, maximum=3653),
+        registry_keep_images=read.integer("awsRegistryKeepImages", minimum=1, maximum=1000),
+        grafana_admin_groups=read.string_list(
+            "awsGrafanaAdminGroups",
+            check=lambda v: None if _IDENTITY_CENTER_GROUP.fullmatch(v) else "IAM Identity Center group ids",
+        ),
+        cpu_units=cpu_units,
+        memory_mib=scaling.memory_mib,
+    )
+    if 0 < aws.waf_rate_limit < 10:
+        raise read.fail("awsWafRateLimit", aws.waf_rate_limit, "0 (no rule) or at least 10 (WAF's minimum)")
+    if not aws.https and (service.public or is_production_stack(stack)):
+        raise read.fail(
+            "awsCertificateArn",
+            aws.certificate_arn,
+            "an ACM certificate ARN on a public or production stack: its load balancer serves HTTPS only",
+        )
+    if aws.domain and not aws.https:
+        raise read.fail("awsDomain", aws.domain, "empty unless awsCertificateArn names its certificate")
+    if service.shutdown_grace_seconds + 2 > 120:
+        raise read.fail(
+            "shutdownGraceSeconds",
+            service.shutdown_grace_seconds,
+            "118 or less on ECS (stopTimeout is at most 120 s)",
+        )
+    return aws
+
+
+def is_production_stack(stack: str) -> bool:
+    """The policy pack's rule: any stack named like prod/production/prd is production."""
+    return bool(re.search(r"(?:^|[-_.])(?:prod|production|prd)(?:$|[-_.])", stack.lower()))
 
 
 _REGISTRY = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*")

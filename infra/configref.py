@@ -20,7 +20,7 @@ PULUMI_YAML = REPO_ROOT / "Pulumi.yaml"
 
 HEADER = """\
 name: scamguard
-description: Scam/phishing e-mail classifier API, deployed per stack to local Docker, Cloud Run or Kubernetes
+description: Scam/phishing e-mail classifier API, deployed per stack to Docker, Cloud Run, ECS or Kubernetes
 runtime:
   name: python
   options:

@@ -41,7 +41,7 @@ def deploy(
         f"{platform.prefix}-image",
         ServiceImageArgs(
             repository=registry.repository,
-            tag=settings.image.version,
+            tag=settings.image.revision_tag if registry.immutable_tags else settings.image.version,
             push=registry.push,
             credentials=registry.credentials,
             build_args=settings.image.build_args(),

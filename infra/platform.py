@@ -47,6 +47,9 @@ class Registry(pulumi.ComponentResource):
     repository: pulumi.Output[str]
     push: bool
     credentials: RegistryCredentials | None
+    # A registry with immutable tags (ECR) gets a tag per source revision (version-revision): the
+    # same version tag cannot be pushed twice.
+    immutable_tags: bool = False
 
 
 class Network(pulumi.ComponentResource):

@@ -68,6 +68,9 @@ SECRET = "[secret]"  # noqa: S105 - the placeholder, not a password
 _SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"  # noqa: S105
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105
 _LONG_STRING = 160  # longer strings (rendered config files...) are shown as length + hash
+# ...except JSON documents up to this size (IAM policies, task definitions): a pull request shows their
+# every change, and the policy pack's tests read them from the snapshots.
+_LONG_JSON = 16_384
 
 
 @dataclass
@@ -260,13 +263,23 @@ def redact(value: Any) -> Any:
         return [redact(v) for v in value]
     if isinstance(value, str):
         text = value.replace(str(REPO_ROOT), "<repo>")
-        if len(text) > _LONG_STRING:
+        if len(text) > _LONG_STRING and not (len(text) <= _LONG_JSON and _is_json_document(text)):
             digest = hashlib.sha256(text.encode()).hexdigest()[:16]
             return f"<{len(text)} chars, sha256:{digest}>"
         return text
     if isinstance(value, int | float | bool) or value is None:
         return value
     return f"<{type(value).__name__}>"
+
+
+def _is_json_document(text: str) -> bool:
+    if not text.lstrip().startswith(("{", "[")):
+        return False
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def graph(run: ProgramRun) -> dict[str, Any]:

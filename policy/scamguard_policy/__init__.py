@@ -7,7 +7,7 @@ every stack.
 
 from __future__ import annotations
 
-from . import docker_local, gcp_cloud_run, gcp_iam, gcp_resources, kubernetes
+from . import aws, docker_local, gcp_cloud_run, gcp_iam, gcp_resources, kubernetes
 from .core import (
     UNKNOWN,
     Enforcement,
@@ -26,8 +26,9 @@ RULES: tuple[Rule, ...] = (
     *gcp_resources.RULES,
     *docker_local.RULES,
     *kubernetes.RULES,
+    *aws.RULES,
 )
-STACK_RULES: tuple[StackRule, ...] = (*kubernetes.STACK_RULES,)
+STACK_RULES: tuple[StackRule, ...] = (*kubernetes.STACK_RULES, *aws.STACK_RULES)
 
 __all__ = [
     "RULES",

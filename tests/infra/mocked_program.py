@@ -29,6 +29,7 @@ class Registered:
     dependencies: list[str] = field(default_factory=list)
     urn: str = ""
     retain_on_delete: bool = False
+    ignore_changes: list[str] = field(default_factory=list)
 
 
 RecordT = TypeVar("RecordT")
@@ -87,6 +88,7 @@ def run_stack(
                         list(request.dependencies),
                         response.urn,
                         bool(getattr(request, "retainOnDelete", False)),
+                        list(getattr(request, "ignoreChanges", [])),
                     )
                 )
             return response

@@ -163,6 +163,8 @@ def test_api_keys_stay_secret(load: Load) -> None:
     assert "SCAMGUARD_API_KEYS" not in settings.service.environment()
 
 
+# The least an aws stack needs (Fargate sizes); each case below breaks one thing of it.
+AWS = {"target": "aws", "region": "eu-west-1", "cpu": "0.5", "memory": "1Gi"}
 # The least a kubernetes stack needs; each case below breaks one thing of it.
 K8S = {"target": "kubernetes", "k8sRegistry": "ghcr.io/acme", "minInstances": "1"}
 
@@ -252,6 +254,24 @@ INVALID: list[tuple[dict[str, str], str, str, str]] = [
         "less than 10 on Cloud Run",
     ),
     ({"target": "gcp", "canaryPercent": "10"}, "canaryPercent", "10", "gcpStableRevision"),
+    *(
+        ({**AWS, **config}, key, value, allowed)
+        for config, key, value, allowed in [
+            ({"cpu": "3"}, "cpu", "3", "0.25, 0.5, 1, 2 or 4 vCPUs on Fargate"),
+            ({"memory": "512Mi"}, "memory", "512Mi", "1Gi, 2Gi, 3Gi, 4Gi"),
+            ({"awsVpcCidr": "10.0.0.0/8"}, "awsVpcCidr", "10.0.0.0/8", "from /16 to /24"),
+            ({"awsCertificateArn": "my-cert"}, "awsCertificateArn", "my-cert", "ACM certificate ARN"),
+            ({"public": "true"}, "awsCertificateArn", "", "HTTPS only"),
+            ({"awsDomain": "api.example.com"}, "awsDomain", "api.example.com", "awsCertificateArn"),
+            ({"awsAllowedCidrs": '["0.0.0.0/0"]'}, "awsAllowedCidrs", "0.0.0.0/0", "public=true"),
+            ({"awsWafRateLimit": "5"}, "awsWafRateLimit", "5", "at least 10"),
+            ({"awsRequestsPerTarget": "1"}, "awsRequestsPerTarget", "1", "from 10"),
+            ({"awsLogRetentionDays": "0"}, "awsLogRetentionDays", "0", "from 1 to 3653"),
+            ({"awsRegistryKeepImages": "0"}, "awsRegistryKeepImages", "0", "from 1"),
+            ({"awsGrafanaAdminGroups": '["admins"]'}, "awsGrafanaAdminGroups", "admins", "Identity Center"),
+            ({"shutdownGraceSeconds": "200"}, "shutdownGraceSeconds", "200", "118 or less on ECS"),
+        ]
+    ),
     *(
         ({**K8S, **config}, key, value, allowed)
         for config, key, value, allowed in [

@@ -28,6 +28,20 @@ LOCAL_API = ("docker:index/container:Container", "scamguard-api")
 LOCAL_GRAFANA = ("docker:index/container:Container", "scamguard-grafana")
 DIGEST_REF = "europe-west1-docker.pkg.dev/scamguard-prod/scamguard-prod/scamguard-api:0.1.0"
 K8S_API = ("kubernetes:apps/v1:Deployment", "scamguard-service-deployment")
+ECS_SERVICE = ("aws:ecs/service:Service", "scamguard-service-service")
+TASK_DEFINITION = ("aws:ecs/taskDefinition:TaskDefinition", "scamguard-service-task")
+
+
+def _task_image_by_tag(props: dict[str, Any]) -> None:
+    definitions = json.loads(props["containerDefinitions"])
+    definitions[0]["image"] = definitions[0]["image"].split("@")[0] + ":0.1.0"
+    props["containerDefinitions"] = json.dumps(definitions)
+
+
+def _trust_anyone(props: dict[str, Any]) -> None:
+    document = json.loads(props["assumeRolePolicy"])
+    document["Statement"][0]["Principal"] = {"AWS": "*"}
+    props["assumeRolePolicy"] = json.dumps(document)
 
 
 def pod(props: dict[str, Any]) -> dict[str, Any]:
@@ -419,6 +433,62 @@ CASES = [
             ),
         ]
     ),
+    Case(
+        "aws-task-public-ip",
+        "aws-prod",
+        ECS_SERVICE,
+        lambda p: p["networkConfiguration"].update(assignPublicIp=True),
+        "aws-ecs-private-tasks",
+        "assign_public_ip=False",
+    ),
+    Case(
+        "aws-trust-anyone",
+        "aws-prod",
+        ("aws:iam/role:Role", "scamguard-identity-task"),
+        _trust_anyone,
+        "aws-no-wildcard-principal",
+        'allows any principal ("*")',
+    ),
+    Case(
+        "aws-no-rollback",
+        "aws-prod",
+        ECS_SERVICE,
+        lambda p: p["deploymentCircuitBreaker"].update(rollback=False),
+        "aws-ecs-circuit-breaker",
+        "rolls back",
+    ),
+    Case(
+        "aws-task-image-by-tag",
+        "aws-prod",
+        TASK_DEFINITION,
+        _task_image_by_tag,
+        "aws-ecs-image-digest",
+        "deploy by digest",
+    ),
+    Case(
+        "aws-repository-unencrypted",
+        "aws-prod",
+        ("aws:ecr/repository:Repository", None),
+        lambda p: p.pop("encryptionConfigurations"),
+        "aws-encryption",
+        "not KMS-encrypted",
+    ),
+    Case(
+        "aws-topic-unencrypted",
+        "aws-prod",
+        ("aws:sns/topic:Topic", None),
+        lambda p: p.pop("kmsMasterKeyId"),
+        "aws-encryption",
+        "not encrypted",
+    ),
+    Case(
+        "aws-logs-forever",
+        "aws-prod",
+        ("aws:cloudwatch/logGroup:LogGroup", None),
+        lambda p: p.pop("retentionInDays"),
+        "aws-log-retention",
+        "keeps logs forever",
+    ),
 ]
 
 
@@ -446,7 +516,11 @@ def test_rule_fires_on_mutated_resource(case: Case) -> None:
 
 def test_every_rule_has_a_negative_case() -> None:
     assert {rule.name for rule in RULES} == {case.rule for case in CASES}
-    assert {rule.name for rule in STACK_RULES} == {"k8s-default-deny-network-policy"}  # tested below
+    # Tested below, on whole stacks.
+    assert {rule.name for rule in STACK_RULES} == {
+        "k8s-default-deny-network-policy",
+        "aws-waf-on-public-load-balancers",
+    }
 
 
 def test_file_pointer_env_is_not_a_secret() -> None:
@@ -519,3 +593,20 @@ def test_default_deny_network_policy_is_required_per_namespace() -> None:
 
 def resources_of(graph: dict[str, Any]) -> list[Resource]:
     return [Resource(type=r["type"], name=r["name"], props=r["inputs"]) for r in graph["resources"]]
+
+
+def test_public_load_balancers_need_waf() -> None:
+    graph = load_graph("aws-prod")
+    every = resources_of(graph)
+    assert evaluate([], every, context("aws-prod"), STACK_RULES) == []
+    without = [r for r in every if r.type != "aws:wafv2/webAclAssociation:WebAclAssociation"]
+    (violation,) = evaluate([], without, context("aws-prod"), STACK_RULES)
+    assert violation.rule == "aws-waf-on-public-load-balancers"
+    assert "no WAF web ACL" in violation.message
+    # Staging's load balancer is internal: no WAF needed by the rule (it has one anyway).
+    staging = [
+        r
+        for r in resources_of(load_graph("aws-staging"))
+        if r.type != "aws:wafv2/webAclAssociation:WebAclAssociation"
+    ]
+    assert evaluate([], staging, context("aws-staging"), STACK_RULES) == []

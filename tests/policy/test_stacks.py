@@ -19,10 +19,20 @@ EXPECTED_ADVICE = {
 
 
 def test_every_stack_in_the_repository_is_covered() -> None:
-    assert sorted(stack_files()) == ["k8s-prod", "k8s-staging", "local", "prod", "staging"]
+    assert sorted(stack_files()) == [
+        "aws-prod",
+        "aws-staging",
+        "k8s-prod",
+        "k8s-staging",
+        "local",
+        "prod",
+        "staging",
+    ]
 
 
-@pytest.mark.parametrize("stack", ["local", "staging", "prod", "k8s-staging", "k8s-prod"])
+@pytest.mark.parametrize(
+    "stack", ["local", "staging", "prod", "aws-staging", "aws-prod", "k8s-staging", "k8s-prod"]
+)
 def test_real_stack_passes_every_mandatory_rule(stack: str) -> None:
     graph = load_graph(stack)
     assert len(graph["resources"]) > 10
@@ -38,7 +48,7 @@ def test_rules_actually_ran_on_the_cloud_stacks(stack: str) -> None:
     """Guard against a vacuous pass: every GCP rule applies to some resource of the stack."""
     types = {r.type for r in resources(load_graph(stack))}
     applied = {rule.name for rule in RULES if any(rule.applies_to(type_) for type_ in types)}
-    gcp_rules = {rule.name for rule in RULES if not rule.name.startswith(("docker-", "k8s-"))}
+    gcp_rules = {rule.name for rule in RULES if not rule.name.startswith(("docker-", "k8s-", "aws-"))}
     # No service account key is created (the point of that rule). Staging has no Cloud Run invoker
     # binding (it lists no scamguard:gcpInvokers); prod has its edge's (allUsers on the API behind
     # the load balancer, IAP's agent on Grafana).
@@ -46,6 +56,14 @@ def test_rules_actually_ran_on_the_cloud_stacks(stack: str) -> None:
     staging_only = {"cloud-run-no-public-invoker", "gcp-edge-backend-security-policy"}
     expected = {"gcp-no-service-account-keys"} | (staging_only if stack == "staging" else set())
     assert gcp_rules - applied == expected
+
+
+@pytest.mark.parametrize("stack", ["aws-staging", "aws-prod"])
+def test_aws_rules_ran_on_the_aws_stacks(stack: str) -> None:
+    types = {r.type for r in resources(load_graph(stack))}
+    aws_rules = [rule for rule in RULES if rule.name.startswith("aws-")]
+    assert len(aws_rules) == 6
+    assert all(any(rule.applies_to(type_) for type_ in types) for rule in aws_rules)
 
 
 @pytest.mark.parametrize("stack", ["k8s-staging", "k8s-prod"])

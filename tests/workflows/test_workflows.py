@@ -159,9 +159,8 @@ def test_every_cloud_stack_is_previewed_deployed_and_destroyable() -> None:
     preview = yaml.safe_load((WORKFLOWS / "preview.yml").read_text())
     matrix = preview["jobs"]["preview"]["strategy"]["matrix"]["include"]
     assert {entry["stack"] for entry in matrix} == cloud
-    assert all(
-        entry["target"] == ("kubernetes" if entry["stack"].startswith("k8s-") else "gcp") for entry in matrix
-    )
+    targets = {"k8s": "kubernetes", "aws": "aws"}
+    assert all(entry["target"] == targets.get(entry["stack"].split("-")[0], "gcp") for entry in matrix)
     deploy = yaml.safe_load((WORKFLOWS / "deploy.yml").read_text())
     deployed = {job["with"]["stack"] for job in deploy["jobs"].values() if "with" in job}
     assert deployed == cloud
