@@ -473,3 +473,24 @@ def test_alertmanager_definition_passes_amtool(accounts: dict[str, Account], tmp
     broken["route"]["receiver"] = "nobody"
     path.write_text(yaml.safe_dump(broken), encoding="utf-8")
     assert _run("amtool", "check-config", str(path)).returncode != 0
+
+
+def test_scaling_and_target_group_validation_fail_on_broken_copies(
+    accounts: dict[str, Account], aws: None
+) -> None:
+    account = accounts["aws-prod"]
+    policy = next(
+        r for r in account.of_type("aws:appautoscaling/policy:Policy") if r.name.endswith("requests")
+    )
+    call = scaling_policy_call(policy.inputs)
+    call["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] = "6000"
+    with pytest.raises(INVALID):
+        client("application-autoscaling").put_scaling_policy(**call)
+    call = scaling_policy_call(policy.inputs)
+    call["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]["ResourceLabel"] = ""
+    with pytest.raises(INVALID):  # below the model's minimum length
+        client("application-autoscaling").put_scaling_policy(**call)
+    with pytest.raises(INVALID):
+        client("elbv2").create_target_group(
+            Name="x", Protocol="HTTP", Port="8080", VpcId="vpc-1", TargetType="ip"
+        )

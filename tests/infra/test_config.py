@@ -132,6 +132,22 @@ def test_gcp_settings_are_read_only_for_the_gcp_target(load: Load) -> None:
         settings.require_local()
 
 
+def test_aws_settings_are_read_only_for_the_aws_target(load: Load) -> None:
+    settings = load(
+        target="aws", region="eu-west-1", cpu="1", memory="2Gi", extra={"aws:region": "eu-west-1"}
+    )
+    aws = settings.require_aws()
+    assert (aws.cpu_units, aws.memory_mib) == (1024, 2048)
+    assert aws.vpc_cidr == "10.40.0.0/16"
+    assert not aws.https
+    assert settings.gcp is None
+    assert settings.kubernetes is None
+    with pytest.raises(pulumi.RunError, match=r"scamguard:region = 'eu-west-1'.*aws:region \(us-east-1\)"):
+        load(target="aws", region="eu-west-1", cpu="1", memory="2Gi", extra={"aws:region": "us-east-1"})
+    with pytest.raises(pulumi.RunError, match="awsCertificateArn"):
+        load(stack="aws-prod", target="aws", region="eu-west-1", cpu="1", memory="2Gi")
+
+
 def test_kubernetes_settings_are_read_only_for_the_kubernetes_target(load: Load) -> None:
     settings = load(
         stack="k8s-dev", target="kubernetes", k8sRegistry="registry.example.com:5000/team", minInstances="1"
