@@ -27,7 +27,6 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 Target = Literal["local", "gcp", "aws", "kubernetes"]
 TARGETS: tuple[Target, ...] = ("local", "gcp", "aws", "kubernetes")
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 GCP_VPC_EGRESS = ("PRIVATE_RANGES_ONLY", "ALL_TRAFFIC")
 GCP_INGRESS = ("all", "internal", "internal-and-cloud-load-balancing")
 # Cloud Run sends SIGKILL this long after SIGTERM (fixed by the platform): the drain must fit in it.
@@ -609,16 +608,19 @@ class _Reader:
             raise self.fail(key, value, problem)
         return value
 
-    def integer(self, key: str, *, minimum: int, maximum: int) -> int:
+    def integer(self, key: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+        """An integer; without bounds, whoever consumes it (the service's own model) checks its range."""
         raw = self._raw(key)
         if raw is None:
             return cast(int, CONFIG_KEYS_BY_NAME[key].default)
+        bounded = minimum is not None and maximum is not None
+        allowed = f"an integer from {minimum} to {maximum}" if bounded else "an integer"
         try:
             value = int(raw.strip())
         except ValueError:
-            raise self.fail(key, raw, f"an integer from {minimum} to {maximum}") from None
-        if not minimum <= value <= maximum:
-            raise self.fail(key, value, f"an integer from {minimum} to {maximum}")
+            raise self.fail(key, raw, allowed) from None
+        if bounded and not minimum <= value <= maximum:  # type: ignore[operator]
+            raise self.fail(key, value, allowed)
         return value
 
     def number(self, key: str, *, low: float, high: float, inclusive_low: bool = True) -> float:
@@ -668,22 +670,33 @@ class _Reader:
         return pulumi.Output.secret(raw.strip())
 
 
-def _check_rate_limit(value: str) -> str | None:
-    if value == "":
-        return None
-    from limits import parse_many  # the service parses it with the same library
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
+
+def check_container_environment(read: _Reader, service: ServiceSettings) -> None:
+    """Validate the container's environment with the service's own settings model, and name the
+    stack key of the first bad value (each key is the camelCase of the service's field)."""
+    from pydantic import ValidationError
+
+    from service.settings import settings_from_environment  # the one validation of these values
+
+    environment = service.environment()
     try:
-        parse_many(value)
-    except ValueError:
-        return "a rate in the limits library's syntax, e.g. 50/second or '100 per minute', or empty (off)"
-    return None
-
-
-def _check_storage_uri(value: str) -> str | None:
-    if value == "memory://" or re.fullmatch(r"async\+rediss?://[^\s/]+(:\d+)?(/\d+)?", value):
-        return None
-    return "memory:// or async+redis://HOST:PORT[/DB]"
+        settings_from_environment(environment)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else ""
+        key = _camel(field)
+        if key not in CONFIG_KEYS_BY_NAME:  # a cross-field rule of the service
+            raise pulumi.RunError(f"the container's settings are invalid: {error['msg']}") from None
+        value = environment.get(f"SCAMGUARD_{field.upper()}", error.get("input"))  # as the stack wrote it
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if message.startswith("Input "):
+            message = "i" + message[1:]
+        rule = f"the service's own rule for SCAMGUARD_{field.upper()}"
+        raise read.fail(key, value, f"{message} ({rule})") from None
 
 
 _CPU = re.compile(r"(?:\d+(?:\.\d+)?|\.\d+)")
@@ -873,23 +886,24 @@ def load_settings() -> Settings:
         memory_mib=cast(int, _memory_mib(memory)),
     )
 
-    max_batch_size = read.integer("maxBatchSize", minimum=1, maximum=1024)
-    max_text_chars = read.integer("maxTextChars", minimum=1, maximum=10_000_000)
-    max_body_bytes = read.integer("maxBodyBytes", minimum=1024, maximum=100 * 1024 * 1024)
+    # The container's settings are read as plain values here and validated once, by the service's
+    # own settings model (check_container_environment): the deployment and the service agree.
     service = ServiceSettings(
         public=read.boolean("public"),
         canary_percent=read.integer("canaryPercent", minimum=0, maximum=100),
-        rate_limit=read.string("rateLimit", check=_check_rate_limit),
-        rate_limit_storage_uri=read.string("rateLimitStorageUri", check=_check_storage_uri),
-        max_batch_size=max_batch_size,
-        max_text_chars=max_text_chars,
-        max_body_bytes=max_body_bytes,
-        max_inflight=read.integer("maxInflight", minimum=1, maximum=10_000),
+        rate_limit=read.string("rateLimit"),
+        rate_limit_storage_uri=read.string("rateLimitStorageUri"),
+        max_batch_size=read.integer("maxBatchSize"),
+        max_text_chars=read.integer("maxTextChars"),
+        max_body_bytes=read.integer("maxBodyBytes"),
+        max_inflight=read.integer("maxInflight"),
+        # Bounded here too: targets size their stop timeouts from it (ECS: at most 120 s).
         shutdown_grace_seconds=read.integer("shutdownGraceSeconds", minimum=1, maximum=600),
-        log_level=read.string("logLevel", choices=LOG_LEVELS),
+        log_level=read.string("logLevel"),
         docs_enabled=read.boolean("docsEnabled"),
         api_keys=read.secret("apiKeys"),
     )
+    check_container_environment(read, service)
 
     shipped = shipped_model_version()
     model_version = read.string("modelVersion", check=_check_version)

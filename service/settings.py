@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import functools
 import pathlib
+import urllib.parse
+from collections.abc import Mapping
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+ENV_PREFIX = "SCAMGUARD_"
 RateLimitStrategy = Literal["sliding-window-counter", "moving-window", "fixed-window"]
+# Rate-limit stores the service can use (the `limits` library's async storages), with or without
+# the `async+` prefix the library needs (added by service.ratelimit).
+STORAGE_SCHEMES = frozenset({"memory", "redis", "rediss", "redis+cluster", "redis+sentinel"})
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SCAMGUARD_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
 
     host: str = Field(
         default="127.0.0.1",
@@ -146,6 +152,20 @@ class Settings(BaseSettings):
                 ) from exc
         return value
 
+    @field_validator("rate_limit_storage_uri")
+    @classmethod
+    def _check_storage_uri(cls, value: str) -> str:
+        value = value.strip()
+        parts = urllib.parse.urlsplit(value)
+        scheme = parts.scheme.removeprefix("async+")
+        if scheme not in STORAGE_SCHEMES or (scheme != "memory" and not parts.hostname):
+            raise ValueError(
+                "a rate-limit store the service can use: memory:// (per instance) or "
+                "redis://HOST:PORT[/DB] (also rediss://, redis+cluster://, redis+sentinel://; an async+ "
+                "prefix is optional)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _check_shutdown(self) -> Settings:
         if self.shutdown_drain_delay_seconds >= self.shutdown_grace_seconds:
@@ -174,6 +194,34 @@ class Settings(BaseSettings):
                 line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
             )
         return tuple(dict.fromkeys(keys))
+
+
+class _ExactSettings(Settings):
+    """Settings from the values given, and nothing else (not this process's environment)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def settings_from_environment(environ: Mapping[str, str]) -> Settings:
+    """The settings a container whose environment is exactly `environ` starts with (raises
+    pydantic.ValidationError). The Pulumi program checks each stack's container environment with it,
+    so a deployment and the service never disagree on what is valid."""
+    data: dict[str, str] = {}
+    for name, value in environ.items():
+        if name in ("HOST", "PORT"):
+            data[name] = value
+        elif name.startswith(ENV_PREFIX):
+            data[name.removeprefix(ENV_PREFIX).lower()] = value
+    return _ExactSettings(**data)
 
 
 @functools.lru_cache(maxsize=1)

@@ -132,6 +132,17 @@ def test_gcp_settings_are_read_only_for_the_gcp_target(load: Load) -> None:
         settings.require_local()
 
 
+def test_container_settings_follow_the_service_model(load: Load) -> None:
+    """One validation: what the service accepts, the stack accepts (redis:// included)."""
+    from service.settings import settings_from_environment
+
+    settings = load(rateLimitStorageUri="redis://cache:6379/0", maxBatchSize="5000", logLevel="debug")
+    container = settings_from_environment(settings.service.environment())
+    assert container.rate_limit_storage_uri == "redis://cache:6379/0"
+    assert container.max_batch_size == 5000
+    assert container.log_level == "DEBUG"
+
+
 def test_aws_settings_are_read_only_for_the_aws_target(load: Load) -> None:
     settings = load(
         target="aws", region="eu-west-1", cpu="1", memory="2Gi", extra={"aws:region": "eu-west-1"}
@@ -200,14 +211,22 @@ INVALID: list[tuple[dict[str, str], str, str, str]] = [
     ({"memory": "64Mi"}, "memory", "64Mi", "from 128Mi"),
     ({"public": "yes please"}, "public", "yes please", "true or false"),
     ({"canaryPercent": "101"}, "canaryPercent", "101", "from 0 to 100"),
-    ({"rateLimit": "lots"}, "rateLimit", "lots", "limits library"),
-    ({"rateLimitStorageUri": "redis-host:6379"}, "rateLimitStorageUri", "redis-host:6379", "async+redis://"),
-    ({"maxBatchSize": "0"}, "maxBatchSize", "0", "from 1 to 1024"),
-    ({"maxTextChars": "0"}, "maxTextChars", "0", "from 1"),
-    ({"maxBodyBytes": "100"}, "maxBodyBytes", "100", "from 1024"),
-    ({"maxInflight": "0"}, "maxInflight", "0", "from 1"),
+    ({"rateLimit": "lots"}, "rateLimit", "lots", "not in the limits syntax"),
+    (
+        {"rateLimitStorageUri": "redis-host:6379"},
+        "rateLimitStorageUri",
+        "redis-host:6379",
+        "redis://HOST:PORT",
+    ),
+    ({"rateLimitStorageUri": "redis://"}, "rateLimitStorageUri", "redis://", "memory:// (per instance)"),
+    ({"maxBatchSize": "0"}, "maxBatchSize", "0", "greater than or equal to 1 (the service's own rule"),
+    ({"maxBatchSize": "20000"}, "maxBatchSize", "20000", "less than or equal to 10000"),
+    ({"maxBatchSize": "many"}, "maxBatchSize", "many", "an integer"),
+    ({"maxTextChars": "0"}, "maxTextChars", "0", "greater than or equal to 1"),
+    ({"maxBodyBytes": "100"}, "maxBodyBytes", "100", "greater than or equal to 1024"),
+    ({"maxInflight": "0"}, "maxInflight", "0", "greater than or equal to 1"),
     ({"shutdownGraceSeconds": "0"}, "shutdownGraceSeconds", "0", "from 1 to 600"),
-    ({"logLevel": "verbose"}, "logLevel", "verbose", "DEBUG, INFO"),
+    ({"logLevel": "verbose"}, "logLevel", "verbose", "'DEBUG', 'INFO'"),
     ({"docsEnabled": "sometimes"}, "docsEnabled", "sometimes", "true or false"),
     ({"imageName": "Scam Guard"}, "imageName", "Scam Guard", "lowercase letters"),
     ({"imageVersion": "1.0 beta"}, "imageVersion", "1.0 beta", "version"),

@@ -3,7 +3,7 @@ Cloud Monitoring alert policies, and Grafana with the project's dashboards."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,7 +78,7 @@ class GcpMonitoringArgs:
     region: str
     environment: str  # stack name
     resource_prefix: str  # e.g. "scamguard-staging": names of services, accounts, bucket
-    labels: Callable[[str], dict[str, str]]  # component name -> labels
+    labels: Mapping[str, str]  # the stack's labels; each child adds its `component`
     rendered: Mapping[str, str]  # infra.monitoring.render(config)
     recording_groups: Sequence[Mapping[str, Any]]  # infra.monitoring.rule_groups(config)
     alert_groups: Sequence[Mapping[str, Any]]  # rule_groups(config, inline_recording_rules=True)
@@ -115,7 +115,7 @@ class GcpMonitoring(Monitoring):
                 project=args.project,
                 environment=args.environment,
                 rule_groups=args.alert_groups,
-                labels=args.labels("alerting"),
+                labels={**args.labels, "component": "alerting"},
                 notification_email=args.notification_email,
             ),
             opts=child,
@@ -126,7 +126,7 @@ class GcpMonitoring(Monitoring):
             # Bucket names are global: the project id makes it unique.
             name=f"{args.project}-{args.resource_prefix}-monitoring"[:63],
             location=args.region,
-            labels=args.labels("monitoring"),
+            labels={**args.labels, "component": "monitoring"},
             uniform_bucket_level_access=True,
             public_access_prevention="enforced",
             # Everything in it is generated from the repository: nothing to lose on destroy.
@@ -162,7 +162,7 @@ class GcpMonitoring(Monitoring):
                     region=args.region,
                     service_name=f"{args.resource_prefix}-rules",
                     account_id=f"{args.resource_prefix}-rules"[:30],
-                    labels=args.labels("rule-evaluator"),
+                    labels={**args.labels, "component": "rule-evaluator"},
                     bucket=self.bucket.name,
                     deletion_protection=args.deletion_protection,
                     files_sha256=rules_sha,
@@ -176,7 +176,7 @@ class GcpMonitoring(Monitoring):
                 region=args.region,
                 service_name=f"{args.resource_prefix}-grafana",
                 account_id=f"{args.resource_prefix}-grafana"[:30],
-                labels=args.labels("grafana"),
+                labels={**args.labels, "component": "grafana"},
                 image=args.grafana_image,
                 bucket=self.bucket.name,
                 ingress=args.ingress,

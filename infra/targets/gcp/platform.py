@@ -188,7 +188,7 @@ class GcpPlatform(
                 region=self.gcp.region,
                 environment=self.settings.stack,
                 resource_prefix=self.resource_prefix,
-                labels=self.labels,
+                labels=self.settings.labels,
                 rendered=render(config),
                 recording_groups=rule_groups(config),
                 alert_groups=rule_groups(config, inline_recording_rules=True),

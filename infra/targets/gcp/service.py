@@ -35,9 +35,6 @@ FILES_ANNOTATION = "scamguard.io/files-sha256"
 # readable by others for the API's uid 10001, or the service refuses to start (an unreadable key
 # file is a startup error by design). tests/container proves both modes against the real image.
 API_KEYS_FILE_MODE = 0o444
-# Cloud Run sends SIGTERM, then SIGKILL 10 s later; the platform does not let us change that, so
-# the service's drain (SCAMGUARD_SHUTDOWN_GRACE_SECONDS) has to fit inside it.
-CLOUD_RUN_SHUTDOWN_SECONDS = 10
 
 INGRESS = {
     "all": "INGRESS_TRAFFIC_ALL",
