@@ -183,21 +183,6 @@ def test_task_definition_validation_fails_on_a_broken_copy(
 # --------------------------------------------------------------------------- IAM
 
 
-def policy_documents(account: Account) -> dict[str, dict[str, Any]]:
-    """Every IAM document of the stack: trust policies, role policies, the SNS topic policy."""
-    documents = {
-        f"{r.name}-trust": json.loads(r.inputs["assumeRolePolicy"])
-        for r in account.of_type("aws:iam/role:Role")
-    }
-    documents |= {
-        r.name: json.loads(r.inputs["policy"]) for r in account.of_type("aws:iam/rolePolicy:RolePolicy")
-    }
-    documents |= {
-        r.name: json.loads(r.inputs["policy"]) for r in account.of_type("aws:sns/topicPolicy:TopicPolicy")
-    }
-    return documents
-
-
 @pytest.mark.parametrize("stack", ["aws-staging", "aws-prod"])
 def test_roles_and_policies_are_accepted_by_iam(accounts: dict[str, Account], stack: str, aws: None) -> None:
     account = accounts[stack]
@@ -205,6 +190,10 @@ def test_roles_and_policies_are_accepted_by_iam(accounts: dict[str, Account], st
     for role in account.of_type("aws:iam/role:Role"):
         iam.create_role(
             RoleName=role.inputs["name"], AssumeRolePolicyDocument=role.inputs["assumeRolePolicy"]
+        )
+        # moto checks a trust policy's grammar on update (sts actions only, no Resource, a valid Effect).
+        iam.update_assume_role_policy(
+            RoleName=role.inputs["name"], PolicyDocument=role.inputs["assumeRolePolicy"]
         )
     policies = account.of_type("aws:iam/rolePolicy:RolePolicy")
     assert len(policies) == 4
@@ -233,6 +222,10 @@ def test_iam_fails_on_a_broken_policy(accounts: dict[str, Account], aws: None) -
         account.one("aws:iam/rolePolicy:RolePolicy", "scamguard-service-task-remote-write").inputs["policy"]
     )
     iam.put_role_policy(RoleName=role["name"], PolicyName="ok", PolicyDocument=json.dumps(good))
+    trust = json.loads(role["assumeRolePolicy"])
+    trust["Statement"][0]["Effect"] = "Maybe"
+    with pytest.raises(INVALID):
+        iam.update_assume_role_policy(RoleName=role["name"], PolicyDocument=json.dumps(trust))
     for broken in (
         {**good, "Version": "2008-10-18x"},
         {**good, "Statement": [{**good["Statement"][0], "Effect": "Maybe"}]},
@@ -274,10 +267,14 @@ PARLIAMENT_OUTDATED = {("RESOURCE_MISMATCH", "ecr:BatchImportUpstreamImage")}
 
 @pytest.mark.slow
 def test_parliament_knows_every_action(accounts: dict[str, Account], tmp_path: pathlib.Path) -> None:
-    # The identity policies (parliament reads trust and topic policies as identity policies too and
-    # calls them malformed for having no Resource; moto's IAM and SNS accept those above).
+    # The identity policies and the topic policy (a resource policy: parliament checks its principal
+    # too). Not the trust policies: parliament calls them malformed for having no Resource; moto's
+    # IAM checks their grammar above.
     for stack, account in accounts.items():
-        for policy in account.of_type("aws:iam/rolePolicy:RolePolicy"):
+        for policy in (
+            *account.of_type("aws:iam/rolePolicy:RolePolicy"),
+            *account.of_type("aws:sns/topicPolicy:TopicPolicy"),
+        ):
             (tmp_path / f"{stack}-{policy.name}.json").write_text(policy.inputs["policy"], encoding="utf-8")
     findings = [
         f

@@ -401,6 +401,7 @@ def test_grafana_datasource_has_the_dashboards_uid(prod: Cluster, existing: Clus
         (text,) = source.inputs["data"].values()
         datasource = yaml.safe_load(text)["datasources"][0]
         assert (datasource["uid"], datasource["url"]) == (DATASOURCE_UID, url)
+        assert datasource["isDefault"] is False  # Grafana refuses two defaults; the chart's is one
         assert cluster.outputs["prometheus_url"] == url
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pulumi
+import yaml
 
 from infra.config import KubernetesSettings, Settings
 from infra.image import ServiceImage
@@ -145,8 +146,12 @@ class KubernetesPlatform(
             series_selector=f'namespace="{self.k8s.namespace}"',
         )
         rendered = render(config)
-        datasource = rendered["grafana/provisioning/datasources/scamguard.yml"]
-        assert grafana_datasource(config)["datasources"][0]["url"] == self.prometheus_url()
+        # Not the default data source: the chart's own (or an existing Grafana's) is, and Grafana
+        # refuses to provision two defaults. The dashboards name theirs by uid.
+        provisioning = grafana_datasource(config)
+        for source in provisioning["datasources"]:
+            source["isDefault"] = False
+        datasource = yaml.safe_dump(provisioning, sort_keys=False)
         boards = {uid: rendered[f"grafana/dashboards/{uid}.json"] for uid in dashboards(config)}
         return KubernetesMonitoring(
             f"{self.prefix}-monitoring",
