@@ -372,6 +372,17 @@ class ServiceSettings:
 
     port: int = 8080  # the container contract (service/Dockerfile, Cloud Run)
 
+    def api_keys_file(self) -> pulumi.Output[str] | None:
+        """The configured keys one per line (SCAMGUARD_API_KEYS_FILE's format), secret; None when none
+        are configured (the targets then generate one)."""
+        if self.api_keys is None:
+            return None
+        return pulumi.Output.secret(
+            self.api_keys.apply(
+                lambda keys: "\n".join(k.strip() for k in keys.split(",") if k.strip()) + "\n"
+            )
+        )
+
     def environment(self) -> dict[str, str]:
         """The container's non-secret environment (contract B); API keys are mounted separately."""
         return {

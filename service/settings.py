@@ -10,7 +10,7 @@ import functools
 import pathlib
 import urllib.parse
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
@@ -215,7 +215,7 @@ def settings_from_environment(environ: Mapping[str, str]) -> Settings:
     """The settings a container whose environment is exactly `environ` starts with (raises
     pydantic.ValidationError). The Pulumi program checks each stack's container environment with it,
     so a deployment and the service never disagree on what is valid."""
-    data: dict[str, str] = {}
+    data: dict[str, Any] = {}
     for name, value in environ.items():
         if name in ("HOST", "PORT"):
             data[name] = value

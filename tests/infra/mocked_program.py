@@ -32,6 +32,26 @@ class Registered:
     ignore_changes: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Record:
+    """What a program run registered (the target test modules subclass it with their own lookups)."""
+
+    stack: str
+    resources: list[Registered]
+    outputs: dict[str, Any]
+    settings: Settings
+
+    def of_type(self, type_: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str, name: str | None = None) -> Registered:
+        found = [r for r in self.of_type(type_) if name is None or r.name == name]
+        assert len(found) == 1, (
+            f"expected one {type_} {name or ''}, got {[r.name for r in self.of_type(type_)]}"
+        )
+        return found[0]
+
+
 RecordT = TypeVar("RecordT")
 
 

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import yaml
 
 from infra import preview
-from infra.config import Settings
 from infra.monitoring import dashboards, rule_groups
 from infra.monitoring.dashboards import DATASOURCE_UID
 from infra.platform import monitoring_config
 from infra.targets.aws.service import API_CONTAINER, COLLECTOR_CONTAINER
 
 from . import mocked_program
-from .mocked_program import Registered, unwrap
+from .mocked_program import Record, unwrap
 
 TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
 ECS_SERVICE = "aws:ecs/service:Service"
@@ -28,23 +26,7 @@ LISTENER = "aws:lb/listener:Listener"
 API_KEYS = "key-one-0123456789,key-two-9876543210"
 
 
-@dataclass
-class Account:
-    stack: str
-    resources: list[Registered]
-    outputs: dict[str, Any]
-    settings: Settings
-
-    def of_type(self, type_: str) -> list[Registered]:
-        return [r for r in self.resources if r.type == type_]
-
-    def one(self, type_: str, name: str | None = None) -> Registered:
-        found = [r for r in self.of_type(type_) if name is None or r.name == name]
-        assert len(found) == 1, (
-            f"expected one {type_} {name or ''}, got {[r.name for r in self.of_type(type_)]}"
-        )
-        return found[0]
-
+class Account(Record):
     @property
     def prefix(self) -> str:
         return f"scamguard-{self.stack}"

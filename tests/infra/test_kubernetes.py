@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from infra import preview
-from infra.config import Settings
 from infra.monitoring import dashboards, rule_groups
 from infra.monitoring.dashboards import DATASOURCE_UID
 from infra.platform import monitoring_config
@@ -19,7 +17,7 @@ from infra.targets.kubernetes.monitoring import CHART, CHART_VERSION
 from infra.targets.kubernetes.platform import redis_port
 
 from . import mocked_program
-from .mocked_program import Registered, unwrap
+from .mocked_program import Record, unwrap
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
@@ -30,21 +28,7 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 API_KEYS = "key-one-0123456789,key-two-9876543210"
 
 
-@dataclass
-class Cluster:
-    stack: str
-    resources: list[Registered]
-    outputs: dict[str, Any]
-    settings: Settings
-
-    def of_type(self, type_: str) -> list[Registered]:
-        return [r for r in self.resources if r.type == type_]
-
-    def one(self, type_: str, name: str | None = None) -> Registered:
-        found = [r for r in self.of_type(type_) if name is None or r.name == name]
-        assert len(found) == 1, f"expected one {type_} {name or ''}, got {[r.name for r in found]}"
-        return found[0]
-
+class Cluster(Record):
     @property
     def namespace(self) -> str:
         return f"scamguard-{self.stack}"

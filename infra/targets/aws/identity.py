@@ -61,22 +61,21 @@ class TaskIdentity(Identity):
                 service_trust("ecs-tasks.amazonaws.com", account, f"arn:aws:ecs:{args.region}:{account}:*")
             )
         )
-        self.execution_role = aws.iam.Role(
-            f"{name}-execution",
-            name=f"{args.name_prefix}-execution",
-            description="ECS pulls the scamguard image, writes its logs and reads its API keys",
-            assume_role_policy=trust,
-            tags=dict(args.tags),
-            opts=child,
+
+        def role(suffix: str, description: str) -> aws.iam.Role:
+            return aws.iam.Role(
+                f"{name}-{suffix}",
+                name=f"{args.name_prefix}-{suffix}",
+                description=description,
+                assume_role_policy=trust,
+                tags=dict(args.tags),
+                opts=child,
+            )
+
+        self.execution_role = role(
+            "execution", "ECS pulls the scamguard image, writes its logs and reads its API keys"
         )
-        self.task_role = aws.iam.Role(
-            f"{name}-task",
-            name=f"{args.name_prefix}-task",
-            description="The scamguard task's containers: remote write of its metrics",
-            assume_role_policy=trust,
-            tags=dict(args.tags),
-            opts=child,
-        )
+        self.task_role = role("task", "The scamguard task's containers: remote write of its metrics")
         aws.iam.RolePolicy(
             f"{name}-execution-pull",
             role=self.execution_role.name,

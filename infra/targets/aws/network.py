@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -133,58 +134,61 @@ class AwsNetwork(Network):
             tags=tags("endpoints"),
             opts=child,
         )
+
+        def allow(
+            direction: str, rule: str, group: aws.ec2.SecurityGroup, port: int, description: str, **peer: Any
+        ) -> None:
+            """One TCP port, to or from one peer (a CIDR, a security group or a prefix list)."""
+            kind = aws.vpc.SecurityGroupIngressRule if direction == "in" else aws.vpc.SecurityGroupEgressRule
+            kind(
+                f"{name}-{rule}",
+                security_group_id=group.id,
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                description=description,
+                opts=child,
+                **peer,
+            )
+
         callers = ["0.0.0.0/0"] if args.public else [args.vpc_cidr, *args.allowed_cidrs]
         for cidr in callers:
             for port in (HTTPS, 80):
-                aws.vpc.SecurityGroupIngressRule(
-                    f"{name}-lb-in-{port}-{cidr.replace('/', '-').replace('.', '-')}",
-                    security_group_id=self.lb_security_group.id,
-                    ip_protocol="tcp",
-                    from_port=port,
-                    to_port=port,
-                    cidr_ipv4=cidr,
-                    description="callers of the API" if port == HTTPS else "HTTP, redirected to HTTPS",
-                    opts=child,
-                )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-lb-out-task",
-            security_group_id=self.lb_security_group.id,
-            ip_protocol="tcp",
-            from_port=args.api_port,
-            to_port=args.api_port,
-            referenced_security_group_id=self.task_security_group.id,
-            description="to the tasks' API port",
-            opts=child,
+                what = "callers of the API" if port == HTTPS else "HTTP, redirected to HTTPS"
+                slug = cidr.replace("/", "-").replace(".", "-")
+                allow("in", f"lb-in-{port}-{slug}", self.lb_security_group, port, what, cidr_ipv4=cidr)
+        tasks, lb = self.task_security_group, self.lb_security_group
+        allow(
+            "out",
+            "lb-out-task",
+            lb,
+            args.api_port,
+            "to the tasks' API port",
+            referenced_security_group_id=tasks.id,
         )
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-task-in-lb",
-            security_group_id=self.task_security_group.id,
-            ip_protocol="tcp",
-            from_port=args.api_port,
-            to_port=args.api_port,
-            referenced_security_group_id=self.lb_security_group.id,
-            description="the API port, from the load balancer",
-            opts=child,
+        allow(
+            "in",
+            "task-in-lb",
+            tasks,
+            args.api_port,
+            "the API port, from the load balancer",
+            referenced_security_group_id=lb.id,
         )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-task-out-endpoints",
-            security_group_id=self.task_security_group.id,
-            ip_protocol="tcp",
-            from_port=HTTPS,
-            to_port=HTTPS,
+        allow(
+            "out",
+            "task-out-endpoints",
+            tasks,
+            HTTPS,
+            "HTTPS to the VPC endpoints",
             referenced_security_group_id=endpoint_sg.id,
-            description="HTTPS to the VPC endpoints",
-            opts=child,
         )
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-endpoint-in-task",
-            security_group_id=endpoint_sg.id,
-            ip_protocol="tcp",
-            from_port=HTTPS,
-            to_port=HTTPS,
-            referenced_security_group_id=self.task_security_group.id,
-            description="HTTPS from the tasks",
-            opts=child,
+        allow(
+            "in",
+            "endpoint-in-task",
+            endpoint_sg,
+            HTTPS,
+            "HTTPS from the tasks",
+            referenced_security_group_id=tasks.id,
         )
         s3 = aws.ec2.VpcEndpoint(
             f"{name}-s3",
@@ -195,15 +199,13 @@ class AwsNetwork(Network):
             tags=tags("s3"),
             opts=child,
         )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-task-out-s3",
-            security_group_id=self.task_security_group.id,
-            ip_protocol="tcp",
-            from_port=HTTPS,
-            to_port=HTTPS,
+        allow(
+            "out",
+            "task-out-s3",
+            tasks,
+            HTTPS,
+            "HTTPS to S3 through the gateway endpoint (ECR image layers)",
             prefix_list_id=s3.prefix_list_id,
-            description="HTTPS to S3 through the gateway endpoint (ECR image layers)",
-            opts=child,
         )
         for service in INTERFACE_ENDPOINTS:
             aws.ec2.VpcEndpoint(

@@ -116,15 +116,6 @@ class GcpPlatform(
             opts=after_apis(self.apis),
         )
 
-    def _api_keys(self) -> pulumi.Output[str] | None:
-        """Configured API keys, one per line (the service generates one key when there are none)."""
-        configured = self.settings.service.api_keys
-        if configured is None:
-            return None
-        return pulumi.Output.secret(
-            configured.apply(lambda keys: "\n".join(k.strip() for k in keys.split(",") if k.strip()) + "\n")
-        )
-
     def service(self, image: ServiceImage, network: VpcNetwork, identity: ServiceIdentity) -> CloudRunService:
         settings, scaling = self.settings, self.settings.scaling
         environment = {k: v for k, v in settings.service.environment().items() if k not in RESERVED_ENV}
@@ -158,7 +149,7 @@ class GcpPlatform(
                 memory=scaling.memory,
                 cpu_always_allocated=self.gcp.cpu_always_allocated,
                 environment=environment,
-                api_keys=self._api_keys(),
+                api_keys=settings.service.api_keys_file(),
                 deletion_protection=settings.deletion_protection,
                 scrape_interval_seconds=settings.alerting.scrape_interval_seconds,
                 canary_percent=settings.service.canary_percent,

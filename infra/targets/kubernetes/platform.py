@@ -89,14 +89,6 @@ class KubernetesPlatform(
             ),
         )
 
-    def _api_keys(self) -> pulumi.Output[str] | None:
-        configured = self.settings.service.api_keys
-        if configured is None:
-            return None
-        return pulumi.Output.secret(
-            configured.apply(lambda keys: "\n".join(k.strip() for k in keys.split(",") if k.strip()) + "\n")
-        )
-
     def service(
         self, image: ServiceImage, network: NamespaceNetwork, identity: ServiceAccountIdentity
     ) -> KubernetesService:
@@ -115,7 +107,7 @@ class KubernetesPlatform(
                 image=image.ref,
                 service_account_name=identity.principal,
                 environment=environment,
-                api_keys=self._api_keys(),
+                api_keys=settings.service.api_keys_file(),
                 min_replicas=scaling.min_instances,
                 max_replicas=scaling.max_instances,
                 cpu=scaling.cpu,
