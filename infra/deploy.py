@@ -33,7 +33,7 @@ class DeployOutputs:
 def deploy(
     platform: Platform[RegistryT, NetworkT, IdentityT, ServiceT, MonitoringT], settings: Settings
 ) -> DeployOutputs:
-    """registry -> network -> identity -> image -> service -> monitoring."""
+    """registry -> network -> identity -> image -> service -> monitoring -> edge."""
     registry = platform.registry()
     network = platform.network()
     identity = platform.identity(registry, network)
@@ -52,10 +52,11 @@ def deploy(
     )
     service = platform.service(image, network, identity)
     monitoring = platform.monitoring(service, network)
+    edge = platform.edge(service, monitoring)
     return DeployOutputs(
         service_url=service.url,
         image_ref=image.ref,
         prometheus_url=monitoring.prometheus_url,
         grafana_url=monitoring.grafana_url,
-        extra=platform.extra_outputs(image, service, monitoring),
+        extra=platform.extra_outputs(image, service, monitoring, edge),
     )

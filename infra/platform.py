@@ -10,6 +10,7 @@ network()       Network: network_id                    bridge / VPC+subnet / VPC
 identity(r, n)  Identity: principal                    uid / service account / task role / KSA
 service(...)    Service: url, scrape_targets           container / Cloud Run / ECS svc / Deploy.
 monitoring(...) Monitoring: prometheus_url, grafana    containers / GMP+Grafana / AMP+AMG / ...
+edge(...)       optional front door, or None           none / HTTPS LB + Cloud Armor / in service
 ==============  =====================================  ==========================================
 
 The image is built once by the shared :class:`infra.image.ServiceImage` between ``identity`` and
@@ -126,8 +127,17 @@ class Platform(abc.ABC, Generic[RegistryT, NetworkT, IdentityT, ServiceT, Monito
     @abc.abstractmethod
     def monitoring(self, service: ServiceT, network: NetworkT) -> MonitoringT: ...
 
+    def edge(self, service: ServiceT, monitoring: MonitoringT) -> pulumi.ComponentResource | None:
+        """An optional last concern: a front door for the service and Grafana both (GCP's external
+        HTTPS load balancer). Targets whose way in belongs to the service itself return None."""
+        return None
+
     def extra_outputs(
-        self, image: ServiceImage, service: ServiceT, monitoring: MonitoringT
+        self,
+        image: ServiceImage,
+        service: ServiceT,
+        monitoring: MonitoringT,
+        edge: pulumi.ComponentResource | None = None,
     ) -> Mapping[str, pulumi.Input[Any]]:
         """Target-specific stack outputs beyond the common four (e.g. a secret admin password), from
         the components ``deploy()`` created."""

@@ -169,7 +169,11 @@ class AwsPlatform(Platform[EcrRegistry, AwsNetwork, TaskIdentity, AwsService, Aw
         )
 
     def extra_outputs(
-        self, image: ServiceImage, service: AwsService, monitoring: AwsMonitoring
+        self,
+        image: ServiceImage,
+        service: AwsService,
+        monitoring: AwsMonitoring,
+        edge: pulumi.ComponentResource | None = None,
     ) -> Mapping[str, pulumi.Input[Any]]:
         return {
             "image_digest": image.digest,

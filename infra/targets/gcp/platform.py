@@ -60,7 +60,6 @@ class GcpPlatform(
         # Names of cloud resources carry the stack, so staging and prod can share a project.
         self.resource_prefix = f"{settings.project}-{settings.stack}"
         self._apis: ProjectApis | None = None
-        self._edge: EdgeLoadBalancer | None = None
 
     def labels(self, component: str) -> dict[str, str]:
         """project, stack and component labels (plus managed-by) for every labelable resource."""
@@ -195,7 +194,6 @@ class GcpPlatform(
             ),
             opts=after_apis(self.apis),
         )
-        self._edge = self.edge(service, monitoring)
         return monitoring
 
     def edge(self, service: CloudRunService, monitoring: GcpMonitoring) -> EdgeLoadBalancer | None:
@@ -220,7 +218,11 @@ class GcpPlatform(
         )
 
     def extra_outputs(
-        self, image: ServiceImage, service: CloudRunService, monitoring: GcpMonitoring
+        self,
+        image: ServiceImage,
+        service: CloudRunService,
+        monitoring: GcpMonitoring,
+        edge: pulumi.ComponentResource | None = None,
     ) -> Mapping[str, pulumi.Input[Any]]:
         outputs: dict[str, pulumi.Input[Any]] = {
             "image_digest": image.digest,
@@ -228,6 +230,6 @@ class GcpPlatform(
             "api_keys_secret": service.api_keys.secret_id,
             "run_url": service.run_url,
         }
-        if self._edge is not None:
-            outputs["edge_ip_address"] = self._edge.ip_address
+        if isinstance(edge, EdgeLoadBalancer):
+            outputs["edge_ip_address"] = edge.ip_address
         return outputs

@@ -178,7 +178,11 @@ class KubernetesPlatform(
         )
 
     def extra_outputs(
-        self, image: ServiceImage, service: KubernetesService, monitoring: KubernetesMonitoring
+        self,
+        image: ServiceImage,
+        service: KubernetesService,
+        monitoring: KubernetesMonitoring,
+        edge: pulumi.ComponentResource | None = None,
     ) -> Mapping[str, pulumi.Input[Any]]:
         outputs: dict[str, pulumi.Input[Any]] = {
             "image_digest": image.digest,

@@ -94,6 +94,10 @@ class LocalPlatform(Platform[LocalRegistry, LocalNetwork, LocalIdentity, LocalSe
         )
 
     def extra_outputs(
-        self, image: ServiceImage, service: LocalService, monitoring: LocalMonitoring
+        self,
+        image: ServiceImage,
+        service: LocalService,
+        monitoring: LocalMonitoring,
+        edge: pulumi.ComponentResource | None = None,
     ) -> Mapping[str, pulumi.Input[Any]]:
         return {"grafana_admin_password": monitoring.grafana_admin_password}
