@@ -270,9 +270,9 @@ def scenario_overload(base: Baseline, server: Server) -> list[Line]:
 
 def scenario_adversarial(base: Baseline, server: Server) -> list[Line]:
     sys.path.insert(0, str(REPO))
+    from runtime.text import normalize
     from service.settings import Settings
-    from service.text import normalize
-    from tests.model.adversarial_texts import adversarial, best_seconds, ordinary_html
+    from tests.runtime.adversarial_texts import adversarial, best_seconds, ordinary_html
 
     ordinary = best_seconds(normalize, ordinary_html(), 5)
     texts = adversarial()

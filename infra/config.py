@@ -841,8 +841,8 @@ def project_version() -> str:
 
 
 def shipped_model_version() -> str | None:
-    """The version in service/model/metadata.json (contract A), or None if no artifact is there."""
-    metadata = REPO_ROOT / "service" / "model" / "metadata.json"
+    """The version in runtime/model/metadata.json (contract A), or None if no artifact is there."""
+    metadata = REPO_ROOT / "runtime" / "model" / "metadata.json"
     try:
         return str(json.loads(metadata.read_text(encoding="utf-8"))["version"])
     except (OSError, ValueError, KeyError, TypeError):
@@ -922,7 +922,7 @@ def load_settings() -> Settings:
         raise read.fail(
             "modelVersion",
             model_version,
-            f"empty or the version of the artifact in service/model/ ({shipped}); "
+            f"empty or the version of the artifact in runtime/model/ ({shipped}); "
             "retrain or change the config",
         )
     image = ImageSettings(

@@ -16,8 +16,8 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from service.text import normalize
-from tests.model.adversarial_texts import adversarial, best_seconds, ordinary_html
+from runtime.text import normalize
+from tests.runtime.adversarial_texts import adversarial, best_seconds, ordinary_html
 
 
 def main() -> None:

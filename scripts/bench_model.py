@@ -1,6 +1,6 @@
 """Benchmark the serving path of model artifact(s): load time and in-process latency per e-mail.
 
-    uv run python scripts/bench_model.py [--model service/model ...] [--calls 5000]
+    uv run python scripts/bench_model.py [--model runtime/model ...] [--calls 5000]
 
 Prints one JSON object per artifact: artifact size, load time (median and max of --loads fresh
 loads, checksums included), and the p50 / p99 / mean latency of `ScamClassifier.score` on typical
@@ -26,9 +26,9 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import service.classifier as classifier_module
-from service.classifier import DEFAULT_MODEL_DIR, ScamClassifier
-from service.text import normalize_reference
+import runtime.classifier as classifier_module
+from runtime.classifier import DEFAULT_MODEL_DIR, ScamClassifier
+from runtime.text import normalize_reference
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 

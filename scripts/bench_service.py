@@ -57,7 +57,7 @@ EMAIL = (
 # --stub-model: the real artifact loads (same startup, same checks), but scoring returns a constant,
 # so the figures are the request path's own cost. A benchmark-only patch, not a service setting.
 STUB_MODEL_MAIN = (
-    "from service.classifier import ScamClassifier\n"
+    "from runtime.classifier import ScamClassifier\n"
     "ScamClassifier.score_many = lambda self, texts: [0.25] * len(texts)\n"
     "from service.server import main\n"
     "main()\n"
@@ -230,7 +230,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per endpoint (default 10)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--model-dir", help="artifact to serve (default: the shipped service/model)")
+    parser.add_argument("--model-dir", help="artifact to serve (default: the shipped runtime/model)")
     parser.add_argument("--rate-limit", help="also enable rate limiting, e.g. '1000000/second' (memory)")
     parser.add_argument("--no-mixed", action="store_true", help="skip the mixed single + batch run")
     parser.add_argument(

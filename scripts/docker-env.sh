@@ -211,7 +211,7 @@ build_image() {
     # The commit time, not the wall clock: the same commit gives the same labels.
     created="$(git_or log -1 --format=%cI)"
     model_version="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' \
-        "$REPO/service/model/metadata.json" 2>/dev/null || echo unknown)"
+        "$REPO/runtime/model/metadata.json" 2>/dev/null || echo unknown)"
     log "build: $IMAGE on $base (version $version, model $model_version, revision ${revision:0:12})"
     local t0=$SECONDS
     DOCKER_BUILDKIT=0 docker build --quiet -f "$REPO/service/Dockerfile" \

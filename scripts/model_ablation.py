@@ -36,10 +36,10 @@ from sklearn.naive_bayes import ComplementNB
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from service.classifier import featurize
-from service.evaluate import load_eval_examples
-from service.text import PLACEHOLDERS, normalize
-from service.train import (
+from runtime.classifier import featurize
+from runtime.text import PLACEHOLDERS, normalize
+from training.evaluate import load_eval_examples
+from training.train import (
     SHORTCUT_GROUPS,
     TrainConfig,
     background_texts,

@@ -2,13 +2,13 @@
 
     uv run python scripts/model_ablation_modern.py [--data-dir ../shared/data] [--only NAME ...]
 
-Every row trains the full pipeline of `service.train` (before pruning and quantising, ~2 min a row) on
+Every row trains the full pipeline of `training.train` (before pruning and quantising, ~2 min a row) on
 Enron-Spam + SMS (+ the Phishing Pot rows dated up to the time-split day where the row says so),
 calibrates and picks its threshold on the validation split, then reports:
 - `val_f1`, `enron_f1`: the validation split and the held-out Enron rows (the in-domain bar);
 - `eval_p` / `eval_f1`: the cross-domain evaluation set (near_dup_in_A == 0);
 - `r24_<lang>`: recall on the Phishing Pot rows dated after the time-split day, per language;
-- `benign_fpr` / `scam_recall`: the plain-mail suite (service/suites/plain_mail.csv);
+- `benign_fpr` / `scam_recall`: the plain-mail suite (training/suites/plain_mail.csv);
 - `brier`: on the held-out test split.
 The 2024 rows, the evaluation set and the suite are scored after each model is fixed; they were
 looked at to write docs/model/experiments.md (which says so), never used by the pipeline to choose.
@@ -28,8 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from service.text import normalize
-from service.train import (
+from runtime.text import normalize
+from training.train import (
     SUITE_FILE,
     TrainConfig,
     binary_metrics,

@@ -31,9 +31,9 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from bench_model import bench, typical_emails
 
-from service.classifier import MODEL_NAME, featurize
-from service.evaluate import evaluate_examples, load_eval_examples
-from service.train import (
+from runtime.classifier import MODEL_NAME, featurize
+from training.evaluate import evaluate_examples, load_eval_examples
+from training.train import (
     MODEL_FILE,
     Fitted,
     TrainConfig,

@@ -16,9 +16,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from runtime.classifier import MODEL_NAME
 from service import metrics
 from service.api import build_router
-from service.classifier import MODEL_NAME
 from service.errors import INTERNAL_ERROR, REQUEST_ID_KEY, install_error_handlers
 from service.middleware import ApiKeyAuth, RequestPipeline
 from service.ratelimit import RateLimiter

@@ -39,9 +39,9 @@ class Settings(BaseSettings):
         description="Bind port (Cloud Run sets it).",
     )
 
-    # None means the artifact shipped next to service/classifier.py.
+    # None means the artifact shipped next to runtime/classifier.py.
     model_dir: pathlib.Path | None = Field(
-        default=None, description="Model artifact directory; unset = the artifact shipped in `service/model`."
+        default=None, description="Model artifact directory; unset = the artifact shipped in `runtime/model`."
     )
 
     api_keys: Annotated[tuple[str, ...], NoDecode] = Field(

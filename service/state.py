@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import anyio
 import anyio.to_thread
 
+from runtime.classifier import DEFAULT_MODEL_DIR, ModelLoadError, ScamClassifier
 from service import metrics
-from service.classifier import DEFAULT_MODEL_DIR, ModelLoadError, ScamClassifier
 from service.domain import ModelNotReady
 from service.settings import Settings
 

@@ -16,6 +16,7 @@ import pydantic_core
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from runtime.classifier import MODEL_NAME
 from service.api import (
     INFERENCE_ERRORS,
     JSON,
@@ -28,7 +29,6 @@ from service.api import (
     served_by,
     validate,
 )
-from service.classifier import MODEL_NAME
 from service.errors import ApiError
 from service.middleware import FastHandler, FastRoute
 from service.schemas import (

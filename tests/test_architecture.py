@@ -12,7 +12,7 @@ import grimp
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-PACKAGES = ("service", "infra", "policy")
+PACKAGES = ("service", "runtime", "training", "infra", "policy")
 
 
 def cycles(graph: grimp.ImportGraph) -> list[tuple[str, str]]:
@@ -49,8 +49,8 @@ def test_a_runtime_module_importing_training_breaks_a_contract(tmp_path: pathlib
             shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__", "model"))
         else:
             shutil.copy(source, tmp_path / name)
-    classifier = tmp_path / "service" / "classifier.py"
-    classifier.write_text(classifier.read_text() + "\nimport service.train  # noqa\n")
+    classifier = tmp_path / "runtime" / "classifier.py"
+    classifier.write_text(classifier.read_text() + "\nimport training.train  # noqa\n")
     result = lint_imports(tmp_path)
     assert result.returncode != 0
     assert "BROKEN" in result.stdout

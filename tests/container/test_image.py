@@ -70,14 +70,15 @@ def test_image_metadata(image: str) -> None:
     listing = docker("run", "--rm", "--entrypoint", "/opt/venv/bin/python", image, "-c", _LIST_SNIPPET).stdout
     assert "pip" not in listing.split(), "pip must not ship in the runtime venv"
     assert "sklearn" not in listing.split(), "scikit-learn is training-only"
-    # Only the service package (code + model) is in /app; training code stays out (.dockerignore).
+    # Only the HTTP service and the model runtime (code + artifact) are in /app; training stays out.
     app = docker(
         "run", "--rm", "--entrypoint", "/opt/venv/bin/python", image, "-c", _APP_SNIPPET
     ).stdout.split()
     assert "service/__main__.py" in app
-    assert "service/model/metadata.json" in app
-    assert not [path for path in app if not path.startswith("service/")], app
-    assert "service/train.py" not in app
+    assert "runtime/model/metadata.json" in app
+    assert "runtime/classifier.py" in app
+    assert not [path for path in app if not path.startswith(("service/", "runtime/"))], app
+    assert "training/train.py" not in app
     assert "service/Dockerfile" not in app
 
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
+from runtime.classifier import DEFAULT_MODEL_DIR
 from service.app import create_app
-from service.classifier import DEFAULT_MODEL_DIR
 from service.settings import Settings
 
 with warnings.catch_warnings():

@@ -231,7 +231,7 @@ INVALID: list[tuple[dict[str, str], str, str, str]] = [
     ({"imageName": "Scam Guard"}, "imageName", "Scam Guard", "lowercase letters"),
     ({"imageVersion": "1.0 beta"}, "imageVersion", "1.0 beta", "version"),
     ({"imageRevision": "$(id)"}, "imageRevision", "$(id)", "version"),
-    ({"modelVersion": "99.0.0"}, "modelVersion", "99.0.0", "service/model/"),
+    ({"modelVersion": "99.0.0"}, "modelVersion", "99.0.0", "runtime/model/"),
     ({"baseImage": "not an image!"}, "baseImage", "not an image!", "image reference"),
     ({"availabilitySlo": "1.5"}, "availabilitySlo", "1.5", ">= 0.5 and < 1.0"),
     ({"availabilitySlo": "high"}, "availabilitySlo", "high", "a number"),
@@ -387,7 +387,7 @@ def test_unknown_keys_are_rejected_with_the_list_of_known_ones(load: Load) -> No
 def test_modelversion_matching_the_artifact_is_accepted(load: Load) -> None:
     shipped = shipped_model_version()
     if shipped is None:
-        pytest.fail("service/model/metadata.json is missing: the shipped artifact is part of the repository")
+        pytest.fail("runtime/model/metadata.json is missing: the shipped artifact is part of the repository")
     assert load(modelVersion=shipped).image.model_version == shipped
 
 

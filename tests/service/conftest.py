@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
+from runtime.classifier import DEFAULT_MODEL_DIR, ScamClassifier
 from service.app import create_app
-from service.classifier import DEFAULT_MODEL_DIR, ScamClassifier
 from service.settings import Settings
 
 with warnings.catch_warnings():

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from service.classifier import ScamClassifier
+from runtime.classifier import ScamClassifier
 from tests.service.conftest import HAM_TEXT, SCAM_TEXT, ClientFactory, TestClient, metric
 
 ERROR_KEYS = {"error", "code", "status", "request_id"}

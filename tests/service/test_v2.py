@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.classifier import ScamClassifier
+from runtime.classifier import ScamClassifier
 from tests.service.conftest import HAM_TEXT, SCAM_TEXT, TestClient
 from tests.service.test_api import assert_error
 

@@ -1,6 +1,6 @@
 """Hostile inputs for the text normalisation: texts built to make a pattern scan far ahead of every
 "<", which cost seconds per 20 KB text before the HTML stripping was made linear. Shared by the test
-that bounds their cost (tests/model/test_text.py) and the benchmark that prints it
+that bounds their cost (tests/runtime/test_text.py) and the benchmark that prints it
 (scripts/bench_adversarial.py). Test data, so it lives beside the tests, not in the image."""
 
 from __future__ import annotations

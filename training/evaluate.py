@@ -1,8 +1,8 @@
 """Evaluate a model artifact: on a labelled CSV, or against every goal of the model (`--goals`).
 
-    python -m service.evaluate --data ../shared/data/eval_nazario_phish_vs_spamassassin_easyham.csv.gz \
-        [--model service/model] [--all-rows]
-    python -m service.evaluate --goals [--data-dir ../shared/data] [--model service/model] [--json]
+    python -m training.evaluate --data ../shared/data/eval_nazario_phish_vs_spamassassin_easyham.csv.gz \
+        [--model runtime/model] [--all-rows]
+    python -m training.evaluate --goals [--data-dir ../shared/data] [--model runtime/model] [--json]
 
 For the shared evaluation set, rows whose phishing text is a near-copy of training spam
 (`near_dup_in_A == 1`) are left out by default, so the figures measure generalisation to unseen mail.
@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from service.classifier import DEFAULT_MODEL_DIR, ModelLoadError, ScamClassifier
-from service.train import (
+from runtime.classifier import DEFAULT_MODEL_DIR, ModelLoadError, ScamClassifier
+from training.train import (
     HELDOUT_SOURCES,
     DataError,
     Example,
@@ -243,7 +243,7 @@ def print_goals(report: dict[str, Any]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m service.evaluate", description=(__doc__ or "").split("\n\n")[0]
+        prog="python -m training.evaluate", description=(__doc__ or "").split("\n\n")[0]
     )
     parser.add_argument("--data", type=pathlib.Path, help="labelled CSV or CSV.gz")
     parser.add_argument("--goals", action="store_true", help="score the model against every goal")

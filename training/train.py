@@ -1,11 +1,11 @@
 """Train the scam classifier and write a verified, versioned artifact.
 
-    python -m service.train --data ../shared/data/enron_spam_6subsets.csv.gz \
-        --data ../shared/data/sms_spam_collection_5572.csv --out service/model
+    python -m training.train --data ../shared/data/enron_spam_6subsets.csv.gz \
+        --data ../shared/data/sms_spam_collection_5572.csv --out runtime/model
 
 Reads CSV / CSV.gz files in either layout (`text,label[,subset]` as in Enron-Spam, or
 `Category,Message` as in the SMS Spam Collection; labels 1/0 or spam/ham), normalises every text
-with `service.text.normalize` (the function the service uses), removes duplicates *before* splitting,
+with `runtime.text.normalize` (the function the service uses), removes duplicates *before* splitting,
 splits train / validation / test with a fixed seed, fits TF-IDF + logistic regression, picks the
 decision threshold on the validation split only, checks that the exported pure-Python scorer
 reproduces scikit-learn's probabilities, and writes `model.json`, `metadata.json` and `MODEL_CARD.md`.
@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from service.classifier import (
+from runtime.classifier import (
     IDF_SCALE,
     MODEL_FORMAT,
     MODEL_NAME,
@@ -47,7 +47,7 @@ from service.classifier import (
     build_tables,
     featurize,
 )
-from service.text import PLACEHOLDERS, URL_TOKEN, normalize
+from runtime.text import PLACEHOLDERS, URL_TOKEN, normalize
 
 SEED = 20240601
 
@@ -735,7 +735,7 @@ def export_model(fitted: Fitted) -> ExportedModel:
             "ngram_max": fitted.config.ngram_max,
             "sublinear_tf": fitted.config.sublinear_tf,
             "norm": "l2",
-            "normalizer": "service.text.normalize",
+            "normalizer": "runtime.text.normalize",
         },
         "bias": fitted.bias,
         "calibration": asdict(fitted.calibration),
@@ -774,7 +774,7 @@ def write_artifact(out: pathlib.Path, model: ExportedModel, metadata: dict[str, 
     (out / MODEL_FILE).write_text(json.dumps(model.header, indent=1) + "\n", encoding="utf-8")
     (out / VOCAB_FILE).write_text("\n".join(model.words), encoding="utf-8")
     np.savez(out / ARRAYS_FILE, allow_pickle=False, **model.arrays)
-    from service.model_card import render_model_card
+    from training.model_card import render_model_card
 
     (out / CARD_FILE).write_text(render_model_card(metadata), encoding="utf-8")
     names = (MODEL_FILE, VOCAB_FILE, ARRAYS_FILE, CARD_FILE)
@@ -794,7 +794,7 @@ def check_serving_matches(clf: ScamClassifier, fitted: Fitted, normalized: Seque
 
 
 # --------------------------------------------------------------------------- evaluation
-# (here, not in service/evaluate.py, so that `train --report-eval` and the evaluate command share
+# (here, not in training/evaluate.py, so that `train --report-eval` and the evaluate command share
 # them without the two modules importing each other)
 
 
@@ -922,7 +922,7 @@ def train_splits(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m service.train", description=(__doc__ or "").split("\n\n")[0]
+        prog="python -m training.train", description=(__doc__ or "").split("\n\n")[0]
     )
     parser.add_argument("--data", action="append", required=True, type=pathlib.Path, help="CSV or CSV.gz")
     parser.add_argument("--out", required=True, type=pathlib.Path, help="artifact directory to write")

@@ -32,7 +32,7 @@ PLACEHOLDERS = (URL_TOKEN, EMAIL_TOKEN, MONEY_TOKEN, PHONE_TOKEN, NUMBER_TOKEN)
 # --- HTML -------------------------------------------------------------------------------------------
 # Every pattern here costs time linear in the text, whatever the text: hostile input ("<a x " a
 # thousand times, an unclosed "<script", "<!--") must not make a scan to the end of the text per
-# "<" (tests/model/test_text.py times the adversarial cases against a normal e-mail). A tag never
+# "<" (tests/runtime/test_text.py times the adversarial cases against a normal e-mail). A tag never
 # contains "<" (so tag matches cannot overlap), and the paired constructs are found with str.find
 # (_strip_pairs), which gives up on a name at its first unclosed opening.
 _HTML_HINT = re.compile(r"<(?:html|body|div|p|br|table|td|tr|font|a|span|img|head|b|i|u|center)\b", re.I)

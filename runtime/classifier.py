@@ -1,6 +1,6 @@
 """Serving-time scam classifier: a linear model over a precomputed vocabulary, numpy only.
 
-The artifact (written by `python -m service.train`) is a directory with
+The artifact (written by `python -m training.train`) is a directory with
 - `metadata.json`: name, version, created_at, threshold, metrics, training-data fingerprint and the
   sha256 of every other file in the artifact (verified at load);
 - `model.json`: format, feature settings, bias, weight scale and the names of the two files below;
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from service.text import normalize, tokens
+from runtime.text import normalize, tokens
 
 __all__ = ["DEFAULT_MODEL_DIR", "ModelInfo", "ModelLoadError", "ScamClassifier", "build_tables", "featurize"]
 
@@ -188,7 +188,7 @@ class ScamClassifier:
             if actual != expected:
                 raise ModelLoadError(
                     f"checksum mismatch for {path}: sha256 {actual}, metadata.json expects {expected}; "
-                    "the artifact is corrupt or was edited - restore it or retrain with service.train"
+                    "the artifact is corrupt or was edited - restore it or retrain with training.train"
                 )
         model_path = model_dir / model_file
         try:
@@ -196,7 +196,7 @@ class ScamClassifier:
             if model.get("format") != MODEL_FORMAT:
                 raise ModelLoadError(
                     f"{model_path} has format {model.get('format')!r}, expected {MODEL_FORMAT!r}; "
-                    "retrain with this version of service.train"
+                    "retrain with this version of training.train"
                 )
             features = model["features"]
             if (

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import pathlib
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import service.text as text_module
-from service.text import normalize, normalize_reference, tokens
-from tests.model.adversarial_texts import adversarial, best_seconds, ordinary_html
+import runtime.text as text_module
+from runtime.text import normalize, normalize_reference, tokens
+from tests.runtime.adversarial_texts import adversarial, best_seconds, ordinary_html
 
 
 @pytest.mark.parametrize(
@@ -88,18 +86,6 @@ def test_serving_normalize_equals_the_reference_on_tricky_text(text: str) -> Non
 @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=300))
 def test_serving_normalize_equals_the_reference_on_any_text(text: str) -> None:
     assert normalize(text) == normalize_reference(text)
-
-
-def test_serving_normalize_equals_the_reference_on_every_corpus_text(data_dir: pathlib.Path) -> None:
-    from service.evaluate import load_eval_examples
-    from service.train import read_examples
-
-    texts = [e.text for e in read_examples(data_dir / "enron_spam_6subsets.csv.gz", for_training=True)]
-    texts += [e.text for e in read_examples(data_dir / "sms_spam_collection_5572.csv", for_training=True)]
-    eval_path = data_dir / "eval_nazario_phish_vs_spamassassin_easyham.csv.gz"
-    texts += [e.text for e in load_eval_examples(eval_path, all_rows=True)]
-    differing = [t[:120] for t in texts if normalize(t) != normalize_reference(t)]
-    assert not differing, differing[:3]
 
 
 def test_word_memo_is_bounded() -> None:

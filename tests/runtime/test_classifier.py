@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from service.classifier import DEFAULT_MODEL_DIR, ModelInfo, ModelLoadError, ScamClassifier
+from runtime.classifier import DEFAULT_MODEL_DIR, ModelInfo, ModelLoadError, ScamClassifier
 
 from .conftest import MODEL_DIR, REPO_ROOT
 
@@ -155,7 +155,7 @@ def test_valid_checksum_but_bad_content_is_rejected(
 
 def test_serving_path_does_not_import_scikit_learn() -> None:
     code = (
-        "import sys; from service.classifier import ScamClassifier; "
+        "import sys; from runtime.classifier import ScamClassifier; "
         "c = ScamClassifier.load(); c.score('hello'); "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy', 'wordfreq')]; "
         "assert not bad, bad"

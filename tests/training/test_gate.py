@@ -9,9 +9,9 @@ import pathlib
 
 import pytest
 
-from service.classifier import ScamClassifier
-from service.evaluate import heldout_examples, later_examples
-from service.train import (
+from runtime.classifier import ScamClassifier
+from training.evaluate import heldout_examples, later_examples
+from training.train import (
     HELDOUT_SOURCES,
     binary_metrics,
     by_language,

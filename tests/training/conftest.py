@@ -13,7 +13,7 @@ ENRON = DATA_DIR / "enron_spam_6subsets.csv.gz"
 SMS = DATA_DIR / "sms_spam_collection_5572.csv"
 EVAL = DATA_DIR / "eval_nazario_phish_vs_spamassassin_easyham.csv.gz"
 MODERN = DATA_DIR / "phishing_pot_2022_2024.csv.gz"
-MODEL_DIR = REPO_ROOT / "service" / "model"
+MODEL_DIR = REPO_ROOT / "runtime" / "model"
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from service.classifier import ScamClassifier
-from service.text import normalize
-from service.train import (
+from runtime.classifier import ScamClassifier
+from runtime.text import normalize
+from training.train import (
     Calibration,
     DataError,
     background_texts,
@@ -34,7 +34,7 @@ def test_training_command_on_a_sample_writes_a_loadable_artifact(data_dir: pathl
     started = time.monotonic()
     result = subprocess.run(
         [
-            *(sys.executable, "-m", "service.train", "--data", str(ENRON), "--data", str(SMS)),
+            *(sys.executable, "-m", "training.train", "--data", str(ENRON), "--data", str(SMS)),
             *("--out", str(out), "--sample", "3000", "--background-docs", "1000", "--version", "0.0.1-test"),
         ],
         cwd=REPO_ROOT,
@@ -61,7 +61,7 @@ def test_training_refuses_the_evaluation_set(data_dir: pathlib.Path, tmp_path) -
     with pytest.raises(DataError, match="evaluation set"):
         read_examples(EVAL, for_training=True)
     result = subprocess.run(
-        [sys.executable, "-m", "service.train", "--data", str(EVAL), "--out", str(tmp_path / "m")],
+        [sys.executable, "-m", "training.train", "--data", str(EVAL), "--out", str(tmp_path / "m")],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -96,7 +96,7 @@ def test_both_csv_layouts_and_label_spellings_are_read(tmp_path) -> None:
 
 def test_serving_predictions_equal_the_trained_scikit_learn_model(data_dir: pathlib.Path, tmp_path) -> None:
     """The pure-Python scorer on *raw* text == sklearn's predict_proba on the normalised text."""
-    shipped = json.loads((REPO_ROOT / "service" / "model" / "metadata.json").read_text())["config"]
+    shipped = json.loads((REPO_ROOT / "runtime" / "model" / "metadata.json").read_text())["config"]
     config = replace(config_from_dict(shipped), min_df=2)
     rng = np.random.default_rng(0)
     examples = read_examples(ENRON, for_training=True) + read_examples(SMS, for_training=True)
