@@ -3,27 +3,26 @@
 The hot endpoints are handlers over (content type, body bytes, request id) that return JSON bytes
 (serialised by pydantic-core): the request pipeline (`service.middleware`) calls them without
 FastAPI's router, Request or response classes, which cost more than the model. They parse and
-validate the body in one pass (pydantic-core's JSON parser). FastAPI still registers them, so the
-OpenAPI document describes every body and response (see `create_app`).
+validate the body in one pass (pydantic-core's JSON parser). Each is declared once, as a FastRoute
+whose `doc` describes it with the same types (service.openapi builds the OpenAPI entries from them);
+FastAPI serves only the readiness and metrics routes here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pydantic_core
 from fastapi import APIRouter, Request
 from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.responses import Response
 
 from service.errors import REQUEST_ID_KEY, ApiError, ErrorBody, validation_error
 from service.middleware import FastHandler, FastRoute
+from service.openapi import Operation
 from service.schemas import (
-    NOT_BLANK,
-    NOT_BLANK_RE,
     ClassifyBatchResult,
     ClassifyResult,
     Health,
@@ -36,21 +35,36 @@ JSON = "application/json"
 M = TypeVar("M", bound=BaseModel)
 
 
+ERROR_DESCRIPTIONS = {
+    400: "Body is not valid UTF-8.",
+    401: "Missing or invalid API key (only when API keys are configured).",
+    408: "The body did not arrive within SCAMGUARD_BODY_TIMEOUT_SECONDS.",
+    413: "Body larger than SCAMGUARD_MAX_BODY_BYTES.",
+    415: "Wrong Content-Type.",
+    422: "Malformed JSON, or a value outside the limits (see `details`).",
+    429: "Rate limit exceeded; see Retry-After and the RateLimit-* headers.",
+    503: "Model not loaded (see /readyz), or too many inferences in flight (Retry-After).",
+}
+INFERENCE_ERRORS = {code: ERROR_DESCRIPTIONS[code] for code in (400, 401, 408, 413, 415, 422, 429, 503)}
+
+
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    descriptions = {
-        400: "Body is not valid UTF-8.",
-        401: "Missing or invalid API key (only when API keys are configured).",
-        408: "The body did not arrive within SCAMGUARD_BODY_TIMEOUT_SECONDS.",
-        413: "Body larger than SCAMGUARD_MAX_BODY_BYTES.",
-        415: "Wrong Content-Type.",
-        422: "Malformed JSON, or a value outside the limits (see `details`).",
-        429: "Rate limit exceeded; see Retry-After and the RateLimit-* headers.",
-        503: "Model not loaded (see /readyz), or too many inferences in flight (Retry-After).",
-    }
-    return {code: {"model": ErrorBody, "description": descriptions[code]} for code in codes}
+    """FastAPI's `responses` for the routes it serves: each code with the one error shape."""
+    return {code: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[code]} for code in codes}
 
 
-INFERENCE_ERRORS = error_responses(400, 401, 408, 413, 415, 422, 429, 503)
+def inference_operation(
+    operation_id: str, summary: str, tags: tuple[str, ...], response: Any, request: dict[str, Any]
+) -> Operation:
+    return Operation(
+        operation_id=operation_id,
+        summary=summary,
+        tags=tags,
+        response=response,
+        request=request,
+        errors=INFERENCE_ERRORS,
+        error_model=ErrorBody,
+    )
 
 
 def request_id(request: Request) -> str:
@@ -119,21 +133,6 @@ def validate(model: type[M], data: Any) -> M:
         raise validation_error(exc, prefix=("body",)) from None
 
 
-def served_by(handler: FastHandler) -> Callable[[Request], Awaitable[Response]]:
-    """The FastAPI endpoint of a hot route: the same handler, fed from a starlette Request.
-
-    In the running service the request pipeline answers these routes before FastAPI's router;
-    FastAPI keeps them for the OpenAPI document (and serves them if the pipeline is not in front).
-    """
-
-    async def endpoint(request: Request) -> Response:
-        body = await request.body()
-        answer = await handler(request.headers.get("content-type"), body, request_id(request))
-        return Response(answer, media_type=JSON)
-
-    return endpoint
-
-
 def _classification(p: Prediction, model: dict[str, str] | None, rid: str) -> dict[str, Any]:
     return {"label": p.label, "is_scam": p.is_scam, "score": p.score, "model": model, "request_id": rid}
 
@@ -158,16 +157,22 @@ def classify_handler(state: ServiceState, models: RequestModels) -> FastHandler:
     return classify
 
 
-def predict_handler(state: ServiceState) -> FastHandler:
+def predict_handler(state: ServiceState, models: RequestModels) -> FastHandler:
     max_chars = state.settings.max_text_chars
+    plain_text = TypeAdapter(models.plain_text)  # the type the OpenAPI document describes
 
     async def predict(content_type: str | None, body: bytes, rid: str) -> bytes:
         check_content_type(content_type, "text/plain")
         text = decode_text(body)
-        if NOT_BLANK_RE.search(text) is None:
-            raise _invalid("text is empty; send the email text as the request body")
-        if len(text) > max_chars:
-            raise _invalid(f"text is longer than {max_chars} characters")
+        try:
+            plain_text.validate_python(text)
+        except ValidationError as exc:
+            too_long = exc.errors()[0]["type"] == "string_too_long"
+            raise _invalid(
+                f"text is longer than {max_chars} characters"
+                if too_long
+                else "text is empty; send the email text as the request body"
+            ) from None
         (p,) = await state.predict((text,), "predict")
         return b"true" if p.is_scam else b"false"
 
@@ -181,70 +186,9 @@ async def healthz_handler(content_type: str | None, body: bytes, rid: str) -> by
 def build_router(
     state: ServiceState, models: RequestModels
 ) -> tuple[APIRouter, dict[tuple[str, str], FastRoute]]:
-    """The v1 routes and probes, and those of them the request pipeline answers directly."""
+    """The v1 routes and probes: FastAPI serves readiness and metrics; the request pipeline answers
+    the rest directly (each declared once, as a FastRoute)."""
     router = APIRouter()
-    classify_core = classify_handler(state, models)
-    predict_core = predict_handler(state)
-    classify_served = served_by(classify_core)
-    predict_served = served_by(predict_core)
-
-    @router.post(
-        "/v1/classify",
-        tags=["classify"],
-        summary="Classify one email ({text}) or a batch ({texts})",
-        response_model=ClassifyResult | ClassifyBatchResult,
-        responses=INFERENCE_ERRORS,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    JSON: {
-                        "schema": {
-                            "anyOf": [
-                                {"$ref": "#/components/schemas/ClassifyRequest"},
-                                {"$ref": "#/components/schemas/ClassifyBatchRequest"},
-                            ]
-                        }
-                    }
-                },
-            }
-        },
-    )
-    async def classify(request: Request) -> Response:
-        return await classify_served(request)
-
-    max_chars = state.settings.max_text_chars
-
-    @router.post(
-        "/predict",
-        tags=["classify"],
-        summary="Classify one email sent as text/plain; answers true (scam) or false",
-        response_model=bool,
-        responses=INFERENCE_ERRORS,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "text/plain": {
-                        "schema": {
-                            "type": "string",
-                            "minLength": 1,
-                            "maxLength": max_chars,
-                            "pattern": NOT_BLANK,
-                        }
-                    }
-                },
-            }
-        },
-    )
-    async def predict(request: Request) -> Response:
-        return await predict_served(request)
-
-    @router.get(
-        "/healthz", tags=["probes"], summary="Liveness: the process serves HTTP", response_model=Health
-    )
-    async def healthz() -> Response:
-        return Response(await healthz_handler(None, b"", ""), media_type=JSON)
 
     @router.get(
         "/readyz",
@@ -271,9 +215,31 @@ def build_router(
         return Response(encoder(REGISTRY), headers={"Content-Type": content_type})
 
     fast_routes = {
-        ("POST", "/v1/classify"): FastRoute(classify_core),
-        ("POST", "/predict"): FastRoute(predict_core),
-        ("GET", "/healthz"): FastRoute(healthz_handler, reads_body=False),
+        ("POST", "/v1/classify"): FastRoute(
+            classify_handler(state, models),
+            inference_operation(
+                "classify_v1_classify_post",
+                "Classify one email ({text}) or a batch ({texts})",
+                ("classify",),
+                ClassifyResult | ClassifyBatchResult,
+                {JSON: models.classify_single | models.classify_batch},
+            ),
+        ),
+        ("POST", "/predict"): FastRoute(
+            predict_handler(state, models),
+            inference_operation(
+                "predict_predict_post",
+                "Classify one email sent as text/plain; answers true (scam) or false",
+                ("classify",),
+                bool,
+                {"text/plain": models.plain_text},
+            ),
+        ),
+        ("GET", "/healthz"): FastRoute(
+            healthz_handler,
+            Operation("healthz_healthz_get", "Liveness: the process serves HTTP", ("probes",), Health),
+            reads_body=False,
+        ),
     }
     return router, fast_routes
 

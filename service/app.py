@@ -10,7 +10,6 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
-from pydantic.json_schema import models_json_schema
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -21,6 +20,7 @@ from service import metrics
 from service.api import build_router
 from service.errors import INTERNAL_ERROR, REQUEST_ID_KEY, install_error_handlers
 from service.middleware import ApiKeyAuth, RequestPipeline
+from service.openapi import add_operations
 from service.ratelimit import RateLimiter
 from service.schemas import build_request_models
 from service.settings import Settings, get_settings
@@ -122,15 +122,16 @@ def create_app(settings: Settings | None = None) -> ScamguardApp:
     v2_router, v2_fast = build_v2_router(state, models, version)
     app.include_router(v1_router)
     app.include_router(v2_router)
+    fast = {**v1_fast, **v2_fast}
 
-    routes = _paths([*app.routes, *v1_router.routes, *v2_router.routes])
+    routes = _paths([*app.routes, *v1_router.routes, *v2_router.routes]) | {path for _, path in fast}
     app.pipeline = RequestPipeline(
         app._fastapi,
         state=state,
         routes=routes,
         protected=routes - OPEN_PATHS,
         inference=INFERENCE_PATHS,
-        fast_routes={**v1_fast, **v2_fast},
+        fast_routes=fast,
         auth=auth,
         limiter=limiter,
         max_body_bytes=settings.max_body_bytes,
@@ -152,17 +153,9 @@ def create_app(settings: Settings | None = None) -> ScamguardApp:
             ),
             routes=app.routes,
         )
-        # The hot endpoints validate their bodies themselves; publish those request schemas.
-        _, defs = models_json_schema(
-            [
-                (models.classify_single, "validation"),
-                (models.classify_batch, "validation"),
-                (models.v2_infer, "validation"),
-            ],
-            ref_template="#/components/schemas/{model}",
-        )
+        # The routes the pipeline answers, from the types that validate them (service.openapi).
+        add_operations(schema, [(method, path, route.doc) for (method, path), route in sorted(fast.items())])
         components = schema.setdefault("components", {})
-        components.setdefault("schemas", {}).update(defs.get("$defs", {}))
         if auth.enabled:
             components["securitySchemes"] = {
                 "bearer": {"type": "http", "scheme": "bearer"},

@@ -11,8 +11,8 @@ Per HTTP request, in order:
 
 One layer instead of three, and no FastAPI routing, Request object or response class on the hot
 routes: together they cost more per request than the HTTP server itself (scripts/bench_service.py
---stub-model measures the request path alone). FastAPI still registers the hot routes, so the
-OpenAPI document describes them, and serves them when this pipeline is not in front.
+--stub-model measures the request path alone). Each hot route is declared once, here; the OpenAPI
+document describes it from the same types (`service.openapi`), and FastAPI never sees it.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service import metrics
 from service.domain import DomainError
 from service.errors import INTERNAL_ERROR, REQUEST_ID_KEY, ApiError, count_rejection, from_domain
+from service.openapi import Operation
 from service.ratelimit import AuthFailureThrottle, RateLimiter, client_host
 from service.state import ServiceState
 
@@ -49,9 +50,11 @@ FastHandler = Callable[[str | None, bytes, str], Awaitable[bytes]]
 
 @dataclass(frozen=True)
 class FastRoute:
-    """A route answered by the pipeline itself (FastAPI keeps it for the OpenAPI document)."""
+    """A route answered by the pipeline itself, declared once: its handler, and how the OpenAPI
+    document describes it (generated from the same types, see `service.openapi`)."""
 
     handler: FastHandler
+    doc: Operation
     reads_body: bool = True
 
 
@@ -69,6 +72,16 @@ async def send_error(
     headers.extend(extra_headers)
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _method_not_allowed(allowed: Iterable[str]) -> ApiError:
+    allow = ", ".join(allowed)
+    return ApiError(
+        405,
+        "method_not_allowed",
+        "method not allowed on this endpoint; see the Allow header",
+        headers={"Allow": allow},
+    )
 
 
 def _payload_too_large(limit: int) -> ApiError:
@@ -163,6 +176,11 @@ class RequestPipeline:
         self.protected = frozenset(protected)
         self.inference = frozenset(inference)
         self.fast_routes = dict(fast_routes)
+        # The methods each pipeline-answered path takes: any other is a 405 naming them (HEAD is
+        # answered as GET without the body, as every HTTP server does for GET routes).
+        self._fast_methods: dict[str, list[str]] = {}
+        for method, path in sorted(self.fast_routes):
+            self._fast_methods.setdefault(path, []).append(method)
         self.auth = auth
         self.limiter = limiter
         self.max_body_bytes = max_body_bytes
@@ -268,6 +286,13 @@ class RequestPipeline:
                     await self._rate_limit(host, key, extra_headers)
             inference = method == "POST" and path in self.inference
             route = self.fast_routes.get((method, path))
+            head_only = False
+            if route is None and path in self._fast_methods:
+                allowed = self._fast_methods[path]
+                if method == "HEAD" and "GET" in allowed:
+                    route, head_only = self.fast_routes[("GET", path)], True
+                else:
+                    raise _method_not_allowed([*allowed, "HEAD"] if "GET" in allowed else allowed)
             if route is not None:
                 body = b""
                 if route.reads_body:
@@ -293,7 +318,7 @@ class RequestPipeline:
                         ],
                     }
                 )
-                await send({"type": "http.response.body", "body": answer})
+                await send({"type": "http.response.body", "body": b"" if head_only else answer})
                 return
             if inference:  # an inference route FastAPI answers (not one of the fast routes)
                 self._admit_inference()

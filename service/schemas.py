@@ -91,6 +91,7 @@ class RequestModels:
     classify_single: type[BaseModel]
     classify_batch: type[BaseModel]
     v2_infer: type[BaseModel]
+    plain_text: Any  # the text/plain body of /predict (a constrained str)
 
 
 def build_request_models(max_text_chars: int, max_batch_size: int) -> RequestModels:
@@ -135,4 +136,7 @@ def build_request_models(max_text_chars: int, max_batch_size: int) -> RequestMod
         classify_single=classify_single,
         classify_batch=classify_batch,
         v2_infer=v2_infer,
+        plain_text=Annotated[
+            str, StringConstraints(min_length=1, max_length=max_text_chars, pattern=NOT_BLANK)
+        ],
     )

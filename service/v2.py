@@ -13,20 +13,19 @@ import math
 from typing import Any
 
 import pydantic_core
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.responses import Response
 
 from runtime.classifier import MODEL_NAME
 from service.api import (
-    INFERENCE_ERRORS,
     JSON,
     ErrorBody,
     check_content_type,
     decode_text,
     error_responses,
+    inference_operation,
     parse_json,
     readiness_check,
-    served_by,
     validate,
 )
 from service.errors import ApiError
@@ -118,8 +117,6 @@ def build_v2_router(
 ) -> tuple[APIRouter, dict[tuple[str, str], FastRoute]]:
     """The v2 routes, and the one the request pipeline answers directly (infer)."""
     router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
-    infer_core = infer_handler(state, models)
-    infer_served = served_by(infer_core)
     server_metadata = json.dumps(
         {"name": SERVER_NAME, "version": server_version, "extensions": []}, separators=(",", ":")
     ).encode()
@@ -155,19 +152,14 @@ def build_v2_router(
         readiness_check(state)
         return Response(b'{"ready":true}', media_type=JSON)
 
-    @router.post(
-        f"/models/{MODEL_NAME}/infer",
-        summary="Inference (BYTES input of shape [N] -> label BYTES [N], score FP32 [N])",
-        response_model=V2InferenceResponse,
-        responses=INFERENCE_ERRORS,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {JSON: {"schema": {"$ref": "#/components/schemas/V2InferenceRequest"}}},
-            }
-        },
+    infer = FastRoute(
+        infer_handler(state, models),
+        inference_operation(
+            "infer_v2_models_scam_classifier_infer_post",
+            "Inference (BYTES input of shape [N] -> label BYTES [N], score FP32 [N])",
+            ("open inference protocol v2",),
+            V2InferenceResponse,
+            {JSON: models.v2_infer},
+        ),
     )
-    async def infer(request: Request) -> Response:
-        return await infer_served(request)
-
-    return router, {("POST", f"{MODEL_PATH}/infer"): FastRoute(infer_core)}
+    return router, {("POST", f"{MODEL_PATH}/infer"): infer}
