@@ -491,3 +491,31 @@ def test_scaling_and_target_group_validation_fail_on_broken_copies(
         client("elbv2").create_target_group(
             Name="x", Protocol="HTTP", Port="8080", VpcId="vpc-1", TargetType="ip"
         )
+
+
+def _collector_scrape_check(config: dict[str, Any], folder: pathlib.Path) -> subprocess.CompletedProcess[str]:
+    """The collector's prometheus receiver takes Prometheus' own configuration: check it with
+    promtool, with the collector's ${env:...} expanded as the collector does before handing it on."""
+    scrape = copy.deepcopy(config["receivers"]["prometheus"]["config"])
+    text = yaml.safe_dump(scrape).replace("${env:HOSTNAME}", "ip-10-50-1-23.eu-west-1.compute.internal")
+    path = folder / "collector-prometheus.yml"
+    path.write_text(text, encoding="utf-8")
+    return _run("promtool", "check", "config", str(path))
+
+
+def test_collector_scrape_configuration_passes_promtool(
+    accounts: dict[str, Account], tmp_path: pathlib.Path
+) -> None:
+    collector = accounts["aws-prod"].containers()["collector"]
+    value = next(e["value"] for e in collector["environment"] if e["name"] == "AOT_CONFIG_CONTENT")
+    config = yaml.safe_load(value)
+    result = _collector_scrape_check(config, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    broken = copy.deepcopy(config)
+    broken["receivers"]["prometheus"]["config"]["scrape_configs"][0]["relabel_configs"][0]["action"] = (
+        "rename"
+    )
+    assert _collector_scrape_check(broken, tmp_path).returncode != 0
+    broken = copy.deepcopy(config)
+    broken["receivers"]["prometheus"]["config"]["global"]["scrape_timeout"] = "30s"  # > the interval
+    assert _collector_scrape_check(broken, tmp_path).returncode != 0
