@@ -156,18 +156,20 @@ def stack_config(stack: str, overrides: Mapping[str, str] | None = None) -> tupl
 # --------------------------------------------------------------------------- running the program
 
 
-def _target_mocks(target: str) -> None:
-    """Merge the target's optional mocks module (infra/targets/<target>/mocks.py)."""
+def target_mocks(target: str) -> tuple[dict[str, MockOutputs], dict[str, MockCall]]:
+    """The shared mocks plus the target's own (infra/targets/<target>/mocks.py, optional)."""
     import importlib
 
+    outputs, calls = dict(MOCK_OUTPUTS), dict(MOCK_CALLS)
     try:
         module = importlib.import_module(f"infra.targets.{target}.mocks")
     except ModuleNotFoundError as exc:
         if exc.name is None or not f"infra.targets.{target}.mocks".startswith(exc.name):
             raise
-        return  # no mocks module (or no such target: the program reports that itself)
-    MOCK_OUTPUTS.update(getattr(module, "MOCK_OUTPUTS", {}))
-    MOCK_CALLS.update(getattr(module, "MOCK_CALLS", {}))
+        return outputs, calls  # no mocks module (or no such target: the program reports that itself)
+    outputs.update(getattr(module, "MOCK_OUTPUTS", {}))
+    calls.update(getattr(module, "MOCK_CALLS", {}))
+    return outputs, calls
 
 
 def run_program(
@@ -184,15 +186,14 @@ def run_program(
     from pulumi.runtime.stack import run_in_stack
     from pulumi.runtime.sync_await import _sync_await
 
-    target = config.get(f"{PROJECT}:target", "local")
-    _target_mocks(target)
+    mock_outputs, mock_calls = target_mocks(config.get(f"{PROJECT}:target", "local"))
     run = ProgramRun(stack=stack)
     urn_names: dict[str, str] = {}
 
     class Mocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
             outputs = dict(args.inputs)
-            maker = MOCK_OUTPUTS.get(args.typ)
+            maker = mock_outputs.get(args.typ)
             if maker is not None:
                 outputs.update(maker(args.name, args.inputs))
             return f"{args.name}-id", outputs
@@ -200,7 +201,7 @@ def run_program(
         def call(
             self, args: pulumi.runtime.MockCallArgs
         ) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
-            maker = MOCK_CALLS.get(args.token)
+            maker = mock_calls.get(args.token)
             return (dict(maker(args.args)) if maker else dict(args.args)), []
 
     class RecordingMonitor(runtime_mocks.MockMonitor):

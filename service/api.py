@@ -63,7 +63,6 @@ def inference_operation(
         response=response,
         request=request,
         errors=INFERENCE_ERRORS,
-        error_model=ErrorBody,
     )
 
 

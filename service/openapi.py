@@ -12,6 +12,8 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from service.errors import ErrorBody
+
 REF_TEMPLATE = "#/components/schemas/{model}"
 JSON = "application/json"
 
@@ -25,8 +27,7 @@ class Operation:
     tags: tuple[str, ...]
     response: Any  # the type of the 200 answer (a pydantic model, a union of them, bool...)
     request: Mapping[str, Any] = field(default_factory=dict)  # media type -> body type
-    errors: Mapping[int, str] = field(default_factory=dict)  # status -> description (ErrorBody)
-    error_model: Any = None  # the one error shape (service.errors.ErrorBody)
+    errors: Mapping[int, str] = field(default_factory=dict)  # status -> description (an ErrorBody)
 
 
 class _Schemas:
@@ -59,7 +60,7 @@ def add_operations(document: dict[str, Any], routes: Iterable[tuple[str, str, Op
         for status, description in sorted(op.errors.items()):
             responses[str(status)] = {
                 "description": description,
-                "content": {JSON: {"schema": schemas.of(op.error_model)}},
+                "content": {JSON: {"schema": schemas.of(ErrorBody)}},  # the one error shape
             }
         operation: dict[str, Any] = {
             "tags": list(op.tags),

@@ -7,7 +7,6 @@ camelCase; the target's own mocks (infra/targets/<target>/mocks.py) fill in comp
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -55,21 +54,13 @@ class Record:
 RecordT = TypeVar("RecordT")
 
 
-def _target_mocks(target: str) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-    try:
-        module = importlib.import_module(f"infra.targets.{target}.mocks")
-    except ModuleNotFoundError:
-        return {}, {}
-    return getattr(module, "MOCK_OUTPUTS", {}), getattr(module, "MOCK_CALLS", {})
-
-
 class _Mocks(pulumi.runtime.Mocks):
     def __init__(self, target: str) -> None:
-        self.outputs, self.calls = _target_mocks(target)
+        self.outputs, self.calls = preview.target_mocks(target)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
         outputs = dict(args.inputs)
-        maker = self.outputs.get(args.typ) or preview.MOCK_OUTPUTS.get(args.typ)
+        maker = self.outputs.get(args.typ)
         if maker is not None:
             outputs.update(maker(args.name, args.inputs))
         return f"{args.name}-id", outputs

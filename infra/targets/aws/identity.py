@@ -40,6 +40,7 @@ def execution_pull_policy(account_id: str, region: str, repository_arn: str, cac
 class TaskIdentityArgs:
     name_prefix: str
     region: str
+    account_id: pulumi.Output[str]
     repository_arn: pulumi.Input[str]
     cache_prefix: str  # the pull-through cache's repository prefix
     tags: Mapping[str, str]
@@ -50,13 +51,11 @@ class TaskIdentity(Identity):
 
     execution_role: aws.iam.Role
     task_role: aws.iam.Role
-    account_id: pulumi.Output[str]
 
     def __init__(self, name: str, args: TaskIdentityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("scamguard:aws:TaskIdentity", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.account_id = aws.get_caller_identity_output().account_id
-        trust = self.account_id.apply(
+        trust = args.account_id.apply(
             lambda account: json.dumps(
                 service_trust("ecs-tasks.amazonaws.com", account, f"arn:aws:ecs:{args.region}:{account}:*")
             )
@@ -79,7 +78,7 @@ class TaskIdentity(Identity):
         aws.iam.RolePolicy(
             f"{name}-execution-pull",
             role=self.execution_role.name,
-            policy=pulumi.Output.all(self.account_id, args.repository_arn).apply(
+            policy=pulumi.Output.all(args.account_id, args.repository_arn).apply(
                 lambda values: json.dumps(
                     execution_pull_policy(values[0], args.region, values[1], args.cache_prefix)
                 )

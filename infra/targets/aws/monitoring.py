@@ -92,6 +92,7 @@ class PrometheusWorkspace(pulumi.ComponentResource):
 class AwsMonitoringArgs:
     name_prefix: str
     region: str
+    account_id: pulumi.Output[str]
     tags: Mapping[str, str]
     workspace_id: pulumi.Input[str]
     workspace_arn: pulumi.Input[str]
@@ -119,7 +120,7 @@ class AwsMonitoring(Monitoring):
             data=yaml.safe_dump({"groups": [dict(g) for g in args.rule_groups]}, sort_keys=False),
             opts=child,
         )
-        account_id = aws.get_caller_identity_output().account_id
+        account_id = args.account_id
         self.topic = aws.sns.Topic(
             f"{name}-alerts",
             name=f"{args.name_prefix}-alerts",

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 
 from infra.config import AwsSettings, Settings
 from infra.image import ServiceImage
@@ -38,6 +39,8 @@ class AwsPlatform(Platform[EcrRegistry, AwsNetwork, TaskIdentity, AwsService, Aw
         self.resource_prefix = f"{settings.project}-{settings.stack}"
         self.cache_prefix = f"{self.resource_prefix}-{PUBLIC_CACHE_PREFIX}"
         self._workspace: PrometheusWorkspace | None = None
+        # Looked up once: the trust policies, the cache path and the topic policy all name it.
+        self.account_id = aws.get_caller_identity_output().account_id
 
     def tags(self, component: str) -> dict[str, str]:
         return {**self.settings.labels, "component": component}
@@ -84,6 +87,7 @@ class AwsPlatform(Platform[EcrRegistry, AwsNetwork, TaskIdentity, AwsService, Aw
             TaskIdentityArgs(
                 name_prefix=self.resource_prefix,
                 region=self.aws.region,
+                account_id=self.account_id,
                 repository_arn=registry.repository_arn,
                 cache_prefix=self.cache_prefix,
                 tags=self.tags("identity"),
@@ -96,7 +100,7 @@ class AwsPlatform(Platform[EcrRegistry, AwsNetwork, TaskIdentity, AwsService, Aw
         # The load balancer appends the client's address to X-Forwarded-For: the client is one entry
         # from the right; entries the client wrote itself are never trusted.
         environment["SCAMGUARD_FORWARDED_HOPS"] = "1"
-        collector_image = identity.account_id.apply(
+        collector_image = self.account_id.apply(
             lambda account: (
                 f"{account}.dkr.ecr.{self.aws.region}.amazonaws.com/"
                 f"{self.cache_prefix}/{COLLECTOR_UPSTREAM}:{COLLECTOR_TAG}"
@@ -155,6 +159,7 @@ class AwsPlatform(Platform[EcrRegistry, AwsNetwork, TaskIdentity, AwsService, Aw
             AwsMonitoringArgs(
                 name_prefix=self.resource_prefix,
                 region=self.aws.region,
+                account_id=self.account_id,
                 tags=self.tags("monitoring"),
                 workspace_id=workspace.workspace.id,
                 workspace_arn=workspace.arn,
