@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
+
+from tests.tools import ensure_event_loop
 
 
 @pytest.fixture(autouse=True)
 def event_loop_for_pulumi() -> None:
-    """The Pulumi SDK calls asyncio.get_event_loop() (on import and in its mocks), which raises once an
-    earlier test's asyncio.run() has left the thread without a loop: the suite order must not matter."""
-    try:
-        asyncio.get_event_loop_policy().get_event_loop()
-    except RuntimeError:
-        asyncio.set_event_loop(asyncio.new_event_loop())
+    """Before every test; module-scoped fixtures that run the program call it themselves
+    (tests/infra/mocked_program.py), since they are set up before any function-scoped fixture."""
+    ensure_event_loop()

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import copy
 import functools
-import os
 import pathlib
-import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import jsonschema
 import kubernetes_validate
-import pytest
 import yaml
+
+from tests.tools import missing
 
 from .mocked_program import Registered, unwrap
 
@@ -87,12 +86,9 @@ def _strict(schema: Any) -> Any:
 
 
 def require_schemas() -> pathlib.Path:
-    if OPERATOR_SCHEMAS.is_dir():
-        return OPERATOR_SCHEMAS
-    message = f"{OPERATOR_SCHEMAS} is missing: clone the project with ../shared beside it"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    if not OPERATOR_SCHEMAS.is_dir():
+        missing(f"{OPERATOR_SCHEMAS} is missing: clone the project with ../shared beside it")
+    return OPERATOR_SCHEMAS
 
 
 @functools.cache
@@ -119,23 +115,3 @@ def write_all(documents: list[dict[str, Any]], folder: pathlib.Path) -> pathlib.
         name = f"{index:02d}-{document['kind'].lower()}-{document['metadata']['name']}.yaml"
         (folder / name).write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
     return folder
-
-
-def walk(value: Any) -> Iterator[Any]:
-    yield value
-    if isinstance(value, dict):
-        for v in value.values():
-            yield from walk(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from walk(v)
-
-
-def require_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path:
-        return path
-    message = f"{name} not found on PATH (scripts/setup.sh installs it)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)

@@ -18,6 +18,7 @@ from infra import preview
 from infra.config import Settings, load_settings
 from infra.deploy import deploy
 from infra.targets import platform_for
+from tests.tools import ensure_event_loop
 
 
 @dataclass
@@ -78,6 +79,7 @@ def run_stack(
 ) -> RecordT:
     """Run the real program for `stack` (Pulumi.<stack>.yaml plus overrides) under mocks;
     ``make(stack, resources, outputs, settings)`` builds the test's record of it."""
+    ensure_event_loop()
     config, secret_keys = preview.stack_config(stack, {**(overrides or {}), **(secrets or {})})
     secret_keys = [*secret_keys, *(secrets or {})]
     registered: list[Registered] = []

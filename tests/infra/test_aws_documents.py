@@ -24,7 +24,8 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from .kubernetes_manifests import require_tool
+from tests.tools import require_tool
+
 from .test_aws import Account, run
 
 REGION = "eu-west-1"
@@ -235,7 +236,7 @@ def test_iam_fails_on_a_broken_policy(accounts: dict[str, Account], aws: None) -
 
 
 def _parliament(folder: pathlib.Path) -> list[dict[str, Any]]:
-    uv = shutil.which("uv") or require_tool("uv")
+    uv = shutil.which("uv") or require_tool("uv", "uv (scripts/setup.sh)")
     proc = subprocess.run(
         [
             uv,
@@ -443,7 +444,11 @@ def test_ecr_lifecycle_policy_follows_ecr_rules(accounts: dict[str, Account]) ->
 
 def _run(tool: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [require_tool(tool), *args], capture_output=True, text=True, timeout=120, check=False
+        [require_tool(tool, "prometheus-alertmanager" if tool == "amtool" else "prometheus"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 

@@ -18,11 +18,12 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.tools import require_tool
+
 from .kubernetes_manifests import (
     K8S_VERSIONS,
     is_custom,
     manifests,
-    require_tool,
     validate_builtin,
     validate_custom,
     write_all,
@@ -166,7 +167,7 @@ def _promtool_check(groups: list[dict[str, Any]], folder: pathlib.Path) -> subpr
     path = folder / "rules.yml"
     path.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False), encoding="utf-8")
     return subprocess.run(
-        [require_tool("promtool"), "check", "rules", str(path)],
+        [require_tool("promtool", "prometheus"), "check", "rules", str(path)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -189,7 +190,7 @@ def _amtool_check(config: dict[str, Any], folder: pathlib.Path) -> subprocess.Co
     path = folder / "alertmanager.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return subprocess.run(
-        [require_tool("amtool"), "check-config", str(path)],
+        [require_tool("amtool", "prometheus-alertmanager"), "check-config", str(path)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -219,7 +220,7 @@ def test_alertmanager_config_passes_amtool(stack: str, tmp_path: pathlib.Path) -
 
 
 def _checkov(folder: pathlib.Path) -> tuple[int, str]:
-    uv = shutil.which("uv") or require_tool("uv")
+    uv = shutil.which("uv") or require_tool("uv", "uv (scripts/setup.sh)")
     proc = subprocess.run(
         [
             *(uv, "tool", "run", "--from", CHECKOV, "checkov"),

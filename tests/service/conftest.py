@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY
 from runtime.classifier import DEFAULT_MODEL_DIR, ScamClassifier
 from service.app import create_app
 from service.settings import Settings
+from tests import tools
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette's TestClient warns that httpx is deprecated
@@ -33,14 +34,7 @@ HAM_TEXT = (
 
 
 def require_tool(name: str) -> str:
-    """Path of a system tool; skip locally when missing, but FAIL in CI (never a silent skip there)."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (Debian package: {'redis-server' if 'redis' in name else name})"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message + "; CI must install it")
-        pytest.skip(message)
-    return path
+    return tools.require_tool(name, "redis-server" if "redis" in name else name)
 
 
 def free_port() -> int:
