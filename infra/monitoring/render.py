@@ -103,6 +103,13 @@ def grafana_dashboard_provider() -> dict:
     }
 
 
+def dashboard_files(config: MonitoringConfig) -> dict[str, str]:
+    """uid -> the dashboard's JSON text, as Grafana's provisioning (and the targets' APIs) load it."""
+    return {
+        uid: json.dumps(model, indent=2, sort_keys=True) + "\n" for uid, model in dashboards(config).items()
+    }
+
+
 def render(config: MonitoringConfig) -> dict[str, str]:
     """Relative path -> file text for the whole monitoring tree (deterministic for a config)."""
     files: dict[str, str] = {}
@@ -110,8 +117,8 @@ def render(config: MonitoringConfig) -> dict[str, str]:
         # One file per group: a broken group cannot take the others down at load time.
         files[f"{RULES_DIR}/{group['name']}.yml"] = _yaml({"groups": [group]})
     files["prometheus/prometheus.yml"] = _yaml(prometheus_config(config, sorted(files)))
-    for uid, model in dashboards(config).items():
-        files[f"grafana/dashboards/{uid}.json"] = json.dumps(model, indent=2, sort_keys=True) + "\n"
+    for uid, text in dashboard_files(config).items():
+        files[f"grafana/dashboards/{uid}.json"] = text
     files["grafana/provisioning/datasources/scamguard.yml"] = _yaml(grafana_datasource(config))
     files["grafana/provisioning/dashboards/scamguard.yml"] = _yaml(grafana_dashboard_provider())
     return dict(sorted(files.items()))

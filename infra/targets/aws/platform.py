@@ -14,8 +14,8 @@ import pulumi_aws as aws
 
 from infra.config import AwsSettings, Settings
 from infra.image import ServiceImage
-from infra.monitoring import dashboards, rule_groups
-from infra.monitoring.render import render
+from infra.monitoring import rule_groups
+from infra.monitoring.render import dashboard_files
 from infra.platform import Platform, monitoring_config
 from infra.targets.aws.identity import TaskIdentity, TaskIdentityArgs
 from infra.targets.aws.monitoring import (
@@ -147,12 +147,12 @@ class AwsPlatform(Platform[EcrRegistry, AwsNetwork, TaskIdentity, AwsService, Aw
         )
 
     def monitoring(self, service: AwsService, network: AwsNetwork) -> AwsMonitoring:
-        # One workspace per stack: its series need no stack selector.
+        # One workspace per stack: its series need no stack selector. The config's data-source URL is
+        # not used here (Managed Grafana's data source takes the workspace's URL, an Output).
         config = monitoring_config(
             self.settings, [f"127.0.0.1:{self.settings.service.port}"], "https://aps-workspaces.invalid"
         )
-        rendered = render(config)
-        boards = {uid: rendered[f"grafana/dashboards/{uid}.json"] for uid in dashboards(config)}
+        boards = dashboard_files(config)
         workspace = self.workspace
         return AwsMonitoring(
             f"{self.prefix}-monitoring",

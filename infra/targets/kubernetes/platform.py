@@ -15,8 +15,8 @@ import yaml
 
 from infra.config import KubernetesSettings, Settings
 from infra.image import ServiceImage
-from infra.monitoring import dashboards, render, rule_groups
-from infra.monitoring.render import grafana_datasource
+from infra.monitoring import rule_groups
+from infra.monitoring.render import dashboard_files, grafana_datasource
 from infra.platform import Platform, monitoring_config
 from infra.targets.kubernetes.identity import ServiceAccountIdentity, ServiceAccountIdentityArgs
 from infra.targets.kubernetes.meta import APP, labels, selector
@@ -58,6 +58,7 @@ class KubernetesPlatform(
             f"{self.prefix}-registry",
             OciRegistryArgs(
                 registry=self.k8s.registry,
+                host=self.k8s.registry_host,
                 image_name=self.settings.image.name,
                 username=self.k8s.registry_username,
                 password=self.k8s.registry_password,
@@ -137,14 +138,13 @@ class KubernetesPlatform(
             self.prometheus_url(),
             series_selector=f'namespace="{self.k8s.namespace}"',
         )
-        rendered = render(config)
         # Not the default data source: the chart's own (or an existing Grafana's) is, and Grafana
         # refuses to provision two defaults. The dashboards name theirs by uid.
         provisioning = grafana_datasource(config)
         for source in provisioning["datasources"]:
             source["isDefault"] = False
         datasource = yaml.safe_dump(provisioning, sort_keys=False)
-        boards = {uid: rendered[f"grafana/dashboards/{uid}.json"] for uid in dashboards(config)}
+        boards = dashboard_files(config)
         return KubernetesMonitoring(
             f"{self.prefix}-monitoring",
             KubernetesMonitoringArgs(

@@ -17,6 +17,7 @@ from infra.platform import Registry
 @dataclass
 class OciRegistryArgs:
     registry: str  # host[:port]/path, e.g. ghcr.io/acme
+    host: str  # its host[:port] (KubernetesSettings.registry_host)
     image_name: str
     username: str = ""  # "" = ambient credentials for the push, anonymous pulls
     password: pulumi.Input[str] | None = None  # secret
@@ -29,7 +30,7 @@ class OciRegistry(Registry):
 
     def __init__(self, name: str, args: OciRegistryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("scamguard:kubernetes:OciRegistry", name, None, opts)
-        self.host = args.registry.split("/", 1)[0]
+        self.host = args.host
         self.repository = pulumi.Output.from_input(f"{args.registry}/{args.image_name}")
         self.push = True
         self.credentials = (
