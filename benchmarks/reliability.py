@@ -413,20 +413,23 @@ def scenario_headers(base: Baseline, server: Server) -> list[Line]:
     )
     garbage = _parse(_raw(server.port, b"NOT HTTP AT ALL\r\n\r\n"))
     lines = []
-    for name, (status, headers, _body) in (
-        ("1 MB header", big),
-        ("10,000 headers", many),
-        ("malformed request line", garbage),
+    for name, (status, _headers, _body), expected in (
+        ("1 MB header", big, 431),
+        ("10,000 headers", many, 431),
+        ("malformed request line", garbage, 400),
     ):
-        is_json = headers.get("content-type", "").startswith("application/json")
-        expected = 400 if name == "malformed request line" else 431
-        lines.append(
-            Line(
-                name,
-                f"answered {status or 'nothing'} ({headers.get('content-type', 'no content type')})",
-                status == expected and is_json,
-            )
+        # 0 = the server closed (reset) while the oversized request was still being sent: refused.
+        answer = f"answered {status}" if status else "reset while sending (refused, nothing served)"
+        lines.append(Line(name, answer, status in (expected, 0) if expected == 431 else status == expected))
+    # The parser's answers come from the HTTP server before the application sees a request.
+    shapes = [headers.get("content-type", "no body") for status, headers, _ in (big, many, garbage) if status]
+    lines.append(
+        Line(
+            "HTTP parser errors in the JSON error shape",
+            f"content types of the server's own answers: {', '.join(shapes) or 'none'}",
+            all(shape.startswith("application/json") for shape in shapes),
         )
+    )
     return lines
 
 

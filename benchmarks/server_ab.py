@@ -1,20 +1,23 @@
-"""Same-run A/B of HTTP servers for this app: uvicorn as shipped, uvicorn stock, granian variants.
+"""Same-run A/B of the service against another revision of it (e.g. before a server or pipeline change).
 
-    uv run python -m benchmarks.server_ab [--rounds 3] [--granian /path/to/granian] [--only KIND ...]
+    uv run python -m benchmarks.server_ab --ref e65db1c [--rounds 3]
 
-Each round starts every server in turn (pinned to CPU 0 when there are two or more), warms it for
-2 s, then `wrk -t1 -c32` posts the ~2 KB e-mail to /v1/classify for 8 s and GETs /healthz for 5 s,
-and stops it by PID. Rounds interleave the servers so that drift on a shared machine hits all of
-them; the table gives every round and the median. Granian is not a dependency of the service: point
-`--granian` at its executable in an environment of its own (e.g. `uv venv /tmp/gv && uv pip install
---python /tmp/gv -r service/requirements.lock granian`); without it the granian rows are skipped.
+The reference revision is checked out into a temporary git worktree with its own virtualenv, made
+from that revision's `service/requirements.lock` (so each side runs the dependencies it ships).
+Each round starts both servers in turn (`python -m service`, pinned to CPU 0 when there are two or
+more CPUs), warms each for 2 s, then runs `wrk -t1 -c32` on: `/v1/classify` with one ~2 KB e-mail
+(8 s), a batch of 32 of them (8 s) and `/healthz` (5 s), and stops the server by its PID. Rounds
+interleave the two so that drift on a shared machine hits both; the table gives each round and the
+median, with the load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -22,102 +25,121 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.reliability import EMAIL, HOST, REPO, free_port, get
 
-STOCK_UVICORN = (
-    "import sys, uvicorn; from service.app import create_app; "
-    "uvicorn.run(create_app(), host='127.0.0.1', port=int(sys.argv[1]), http='httptools', loop='uvloop', "
-    "access_log=False, log_level='warning')"
-)
-GRANIAN_VARIANTS = {
-    "granian": [],
-    "granian-st": ["--runtime-mode", "st"],
-    "granian-st-rust": ["--runtime-mode", "st", "--task-impl", "rust"],
-}
+BATCH = 32
 
 
-def command(kind: str, port: int, python: str, granian: str | None) -> list[str] | None:
-    if kind == "uvicorn-shipped":
-        return [python, "-m", "service"]
-    if kind == "uvicorn-stock":
-        return [python, "-c", STOCK_UVICORN, str(port)]
-    if granian is None:
-        return None
-    return [
-        granian, *GRANIAN_VARIANTS[kind], "--interface", "asgi", "--factory", "--host", HOST,
-        "--port", str(port), "--workers", "1", "--loop", "uvloop", "--no-ws", "--log-level", "warning",
-        "service.app:create_app",
-    ]  # fmt: skip
+@dataclass(frozen=True)
+class Figure:
+    requests_per_second: float
+    p99_ms: float
 
 
-def wrk(url: str, seconds: int, script: Path | None) -> float:
-    argv = [shutil.which("wrk") or "wrk", "-t1", "-c32", f"-d{seconds}s"]
-    argv += ["-s", str(script)] if script else []
-    out = subprocess.run([*argv, url], capture_output=True, text=True, timeout=seconds + 30, check=True)  # noqa: S603
-    return float(next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("Requests/sec")))
+def wrk(url: str, seconds: int, body: str | None) -> Figure:
+    argv = [shutil.which("wrk") or "wrk", "-t1", "-c32", f"-d{seconds}s", "--latency"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        if body is not None:
+            script.write(
+                'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                f"wrk.body = {json.dumps(body)}\n"
+            )
+    try:
+        out = subprocess.run(  # noqa: S603 - fixed argv
+            [*argv, "-s", script.name, url], capture_output=True, text=True, timeout=seconds + 30, check=True
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+    return Figure(rps, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit])
+
+
+@contextlib.contextmanager
+def reference_checkout(revision: str) -> Iterator[tuple[Path, str]]:
+    """A worktree of `revision` and the python of a virtualenv with its locked service dependencies."""
+    workdir = Path(tempfile.mkdtemp(prefix="scamguard-ab-"))
+    tree = workdir / "tree"
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), revision], check=True)  # noqa: S603, S607
+    try:
+        uv = shutil.which("uv") or "uv"
+        subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(workdir / "venv")], check=True)  # noqa: S603
+        python = str(workdir / "venv" / "bin" / "python")
+        lock = tree / "service" / "requirements.lock"
+        subprocess.run([uv, "pip", "install", "-q", "--python", python, "-r", str(lock)], check=True)  # noqa: S603
+        yield tree, python
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False)  # noqa: S603, S607
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def measure(tree: Path, python: str) -> dict[str, Figure]:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(tree), "SCAMGUARD_HOST": HOST, "SCAMGUARD_PORT": str(port),
+           "SCAMGUARD_LOG_LEVEL": "WARNING", "SCAMGUARD_RATE_LIMIT": ""}  # fmt: skip
+    pin = ["taskset", "-c", "0"] if (os.cpu_count() or 1) >= 2 and shutil.which("taskset") else []
+    process = subprocess.Popen([*pin, python, "-m", "service"], env=env, cwd=tree, stderr=subprocess.DEVNULL)  # noqa: S603
+    try:
+        deadline = time.monotonic() + 30
+        while get(port, "/readyz")[0] != 200:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise SystemExit(f"the service in {tree} did not come up")
+            time.sleep(0.1)
+        base = f"http://{HOST}:{port}"
+        single, batch = json.dumps({"text": EMAIL}), json.dumps({"texts": [EMAIL] * BATCH})
+        wrk(base + "/v1/classify", 2, single)
+        return {
+            "classify": wrk(base + "/v1/classify", 8, single),
+            "batch": wrk(base + "/v1/classify", 8, batch),
+            "healthz": wrk(base + "/healthz", 5, None),
+        }
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.server_ab", description=(__doc__ or "").split("\n\n")[0]
     )
+    parser.add_argument("--ref", required=True, help="git revision to compare this checkout with")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--granian", help="granian executable (in its own environment)")
-    parser.add_argument(
-        "--python", default=sys.executable, help="interpreter with the service's dependencies"
-    )
-    parser.add_argument("--only", nargs="*", choices=["uvicorn-shipped", "uvicorn-stock", *GRANIAN_VARIANTS])
     args = parser.parse_args()
-    kinds = args.only or ["uvicorn-shipped", "uvicorn-stock", *GRANIAN_VARIANTS]
-    script = Path(tempfile.gettempdir()) / f"scamguard-ab-{os.getpid()}.lua"
-    script.write_text(
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = {json.dumps(json.dumps({'text': EMAIL}))}\n"
-    )
-    pin = ["taskset", "-c", "0"] if (os.cpu_count() or 1) >= 2 and shutil.which("taskset") else []
-    rounds: dict[str, list[tuple[float, float]]] = {}
-    try:
+    results: dict[str, list[dict[str, Figure]]] = {}
+    with reference_checkout(args.ref) as (tree, python):
+        sides = {f"ref {args.ref}": (tree, python), "this checkout": (REPO, sys.executable)}
         for r in range(args.rounds):
-            for kind in kinds:
-                port = free_port()
-                argv = command(kind, port, args.python, args.granian)
-                if argv is None:
-                    continue
-                env = {**os.environ, "PYTHONPATH": str(REPO), "SCAMGUARD_HOST": HOST,
-                       "SCAMGUARD_PORT": str(port), "SCAMGUARD_LOG_LEVEL": "WARNING"}  # fmt: skip
-                proc = subprocess.Popen([*pin, *argv], env=env, cwd=REPO, stderr=subprocess.DEVNULL)  # noqa: S603
-                try:
-                    deadline = time.monotonic() + 30
-                    while get(port, "/readyz")[0] != 200:
-                        if time.monotonic() > deadline:
-                            raise SystemExit(f"{kind} did not come up")
-                        time.sleep(0.1)
-                    base = f"http://{HOST}:{port}"
-                    wrk(base + "/v1/classify", 2, script)
-                    result = (wrk(base + "/v1/classify", 8, script), wrk(base + "/healthz", 5, None))
-                finally:
-                    proc.send_signal(signal.SIGTERM)
-                    try:
-                        proc.wait(20)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait(10)
-                rounds.setdefault(kind, []).append(result)
+            for name, (root, interpreter) in sides.items():
+                figures = measure(root, interpreter)
+                results.setdefault(name, []).append(figures)
                 print(
-                    f"round {r + 1} {kind:<17} classify {result[0]:8.0f} req/s  healthz {result[1]:8.0f}",
+                    f"round {r + 1} {name:<20} "
+                    + "  ".join(
+                        f"{k} {f.requests_per_second:7.0f}/s p99 {f.p99_ms:6.1f} ms"
+                        for k, f in figures.items()
+                    ),
                     flush=True,
                 )
-    finally:
-        script.unlink(missing_ok=True)
-    print("\n| server | /v1/classify req/s per round | median | /healthz median |")
-    print("|---|---|---:|---:|")
-    for kind, values in rounds.items():
-        per_round = " ".join(f"{c:.0f}" for c, _ in values)
-        median = statistics.median(c for c, _ in values)
-        health = statistics.median(h for _, h in values)
-        print(f"| {kind} | {per_round} | {median:,.0f} | {health:,.0f} |")
+    print("\n| side | endpoint | req/s per round | median req/s | emails/s | median p99 ms |")
+    print("|---|---|---|---:|---:|---:|")
+    for name, rounds in results.items():
+        for endpoint in ("classify", "batch", "healthz"):
+            values = [figures[endpoint] for figures in rounds]
+            rps = statistics.median(f.requests_per_second for f in values)
+            emails = rps * (BATCH if endpoint == "batch" else 1)
+            per_round = " ".join(f"{f.requests_per_second:.0f}" for f in values)
+            p99 = statistics.median(f.p99_ms for f in values)
+            label = f"batch of {BATCH}" if endpoint == "batch" else endpoint
+            email_cell = f"{emails:,.0f}" if endpoint != "healthz" else ""
+            print(f"| {name} | {label} | {per_round} | {rps:,.0f} | {email_cell} | {p99:.1f} |")
     print(f"load average {os.getloadavg()[0]:.2f}")
     return 0
 

@@ -22,6 +22,8 @@ from typing import Any, Literal, TypeVar, cast
 
 import pulumi
 
+# How much longer the server keeps an idle connection than the proxy in front of it.
+KEEP_ALIVE_MARGIN_SECONDS = 15
 NAMESPACE = "scamguard"
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -397,6 +399,20 @@ class ServiceSettings:
             "SCAMGUARD_SHUTDOWN_GRACE_SECONDS": str(self.shutdown_grace_seconds),
             "SCAMGUARD_LOG_LEVEL": self.log_level,
             "SCAMGUARD_DOCS_ENABLED": "true" if self.docs_enabled else "false",
+        }
+
+    def environment_behind(self, *, proxies: int, idle_timeout_seconds: int) -> dict[str, str]:
+        """The environment of a container reached only through `proxies` proxies that each append
+        to X-Forwarded-For and keep idle connections to it for `idle_timeout_seconds`.
+
+        The client is that many entries from the right (what it wrote itself is never trusted), and
+        the server keeps idle connections longer than the proxy, so it never closes one the proxy
+        is about to reuse (the server's one timer also bounds slow headers, which the proxy buffers).
+        """
+        return {
+            **self.environment(),
+            "SCAMGUARD_FORWARDED_HOPS": str(proxies),
+            "SCAMGUARD_KEEP_ALIVE_SECONDS": str(idle_timeout_seconds + KEEP_ALIVE_MARGIN_SECONDS),
         }
 
 

@@ -1,6 +1,6 @@
 """Benchmark the model API: one server process, wrk 2 threads x 32 connections on 127.0.0.1.
 
-    uv run python scripts/bench_service.py [--duration 10] [--compare-stacks]
+    uv run python scripts/bench_service.py [--duration 10]
 
 Prints a Markdown table of requests/s and p50/p99 latency for the constant endpoint (/healthz, the
 ceiling: answered by the same request pipeline as the hot routes), a constant endpoint that goes
@@ -147,16 +147,12 @@ def run_mixed(
     ]
 
 
-def bench_stack(
-    args: argparse.Namespace, http_impl: str, loop_impl: str, workdir: pathlib.Path
-) -> list[tuple[str, dict[str, float]]]:
+def bench_server(args: argparse.Namespace, workdir: pathlib.Path) -> list[tuple[str, dict[str, float]]]:
     port = free_port()
     env = {
         **os.environ,
         "HOST": "127.0.0.1",
         "PORT": str(port),
-        "SCAMGUARD_HTTP_IMPL": http_impl,
-        "SCAMGUARD_LOOP_IMPL": loop_impl,
         "SCAMGUARD_LOG_LEVEL": "WARNING",
         "SCAMGUARD_MAX_INFLIGHT": "256",
     }
@@ -238,9 +234,6 @@ def main() -> None:
         action="store_true",
         help="score with a constant instead of the model: measures the request path alone",
     )
-    parser.add_argument(
-        "--compare-stacks", action="store_true", help="also measure uvicorn's h11 + asyncio stack"
-    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
@@ -249,11 +242,8 @@ def main() -> None:
         f"connections, {args.duration} s per endpoint, email body {len(EMAIL.encode())} bytes, "
         f"{os.cpu_count()} CPUs"
     )
-    stacks = [("httptools", "uvloop")] + ([("h11", "asyncio")] if args.compare_stacks else [])
     with tempfile.TemporaryDirectory() as tmp:
-        for http_impl, loop_impl in stacks:
-            results = bench_stack(args, http_impl, loop_impl, pathlib.Path(tmp))
-            print_table(f"uvicorn http={http_impl} loop={loop_impl}", results)
+        print_table("python -m service (granian, uvloop)", bench_server(args, pathlib.Path(tmp)))
 
 
 if __name__ == "__main__":

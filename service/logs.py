@@ -32,7 +32,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def logging_config(level: str) -> dict[str, Any]:
-    """dictConfig for our logger and uvicorn's (uvicorn.access is off: the metrics count requests)."""
+    """dictConfig for our logger and granian's (its access log is off: the metrics count requests)."""
     handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
     return {
         "version": 1,
@@ -41,8 +41,7 @@ def logging_config(level: str) -> dict[str, Any]:
         "handlers": {"stderr": handler},
         "loggers": {
             "scamguard": {"handlers": ["stderr"], "level": level, "propagate": False},
-            "uvicorn": {"handlers": ["stderr"], "level": level, "propagate": False},
-            "uvicorn.error": {"level": level},
-            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            "_granian": {"handlers": ["stderr"], "level": level, "propagate": False},
+            "granian.access": {"handlers": [], "level": "WARNING", "propagate": False},
         },
     }

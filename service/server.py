@@ -1,137 +1,139 @@
-"""Run the API under uvicorn with graceful shutdown (`python -m service`).
+"""Run the API under granian, embedded in this process, with graceful shutdown (`python -m service`).
 
-On SIGTERM/SIGINT: readiness fails at once (draining), then - after the optional drain delay - the
-listener closes, in-flight requests finish within the grace period, and the process exits 0.
+Granian's HTTP layer (Rust, hyper) gives what the service needs from a server without touching any
+private class: a deadline for request headers (and for idle keep-alive connections: hyper uses one
+timer for both), 431 for oversized headers, a bound on the connections served at once (the rest
+wait in the kernel's accept queue), and each response written in one call. Embedding it (granian's
+public `granian.server.embed.Server`) keeps one process, so the service owns its signals.
+
+On SIGTERM/SIGINT: readiness fails at once and every answer says `Connection: close` (draining);
+after the optional drain delay the listener closes, in-flight requests finish within the grace
+period, the lifespan shutdown runs and the process exits 0. A second signal stops at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import math
+import logging.config
+import resource
 import signal
-from types import FrameType
-from typing import Any, cast
 
-import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import uvloop
+from granian.constants import HTTPModes, Interfaces
+from granian.http import HTTP1Settings
+from granian.log import LogLevels
+from granian.server.embed import Server
 
-from service.app import create_app
+from service.app import ScamguardApp, create_app
 from service.logs import logging_config
 from service.settings import Settings, get_settings
-from service.state import ServiceState
 
 logger = logging.getLogger("scamguard")
 
+# Granian's HTTP/1 read buffer cannot be smaller than this (its own lower bound).
+MIN_HEADER_BUFFER_BYTES = 8192
 
-class DrainingServer(uvicorn.Server):
-    """uvicorn.Server that flips readiness before uvicorn starts its own shutdown."""
 
-    def __init__(self, config: uvicorn.Config, state: ServiceState, drain_delay_seconds: float) -> None:
-        super().__init__(config)
-        self.state = state
+def raise_open_file_limit(wanted: int) -> int:
+    """Raise the soft limit on open files towards the hard one, so that idle or slow connections
+    cannot exhaust a default of 1,024 descriptors before the connection bound applies."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            return target
+    return soft
+
+
+def build_server(settings: Settings, app: ScamguardApp) -> Server:
+    return Server(
+        app,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        http=HTTPModes.http1,
+        websockets=False,
+        backlog=settings.accept_backlog,
+        # Connections served at once; more wait in the accept queue (granian counts connections).
+        backpressure=settings.max_connections,
+        http1_settings=HTTP1Settings(
+            header_read_timeout=int(settings.keep_alive_seconds * 1000),
+            keep_alive=True,
+            max_buffer_size=max(MIN_HEADER_BUFFER_BYTES, settings.max_header_bytes),
+        ),
+        log_enabled=True,
+        log_level=LogLevels(settings.log_level.lower()),
+        log_dictconfig=logging_config(settings.log_level),
+        log_access=False,
+    )
+
+
+class GracefulShutdown:
+    """Signal handling: flip readiness, wait the drain delay, then stop the server (once)."""
+
+    def __init__(self, server: Server, app: ScamguardApp, drain_delay_seconds: float) -> None:
+        self.server = server
+        self.app = app
         self.drain_delay_seconds = drain_delay_seconds
-        self._delayed_exit: asyncio.TimerHandle | None = None
+        self.stopping: asyncio.Event = asyncio.Event()
+        self._delayed: asyncio.TimerHandle | None = None
 
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self.state.start_draining()
-        if self.drain_delay_seconds > 0 and self._delayed_exit is None and not self.should_exit:
-            # Keep accepting for a moment (readiness already fails) so load balancers stop routing here
-            # before the listener closes. A second signal exits at once.
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.requested, sig)
+
+    def requested(self, sig: int) -> None:
+        self.app.state.service.start_draining()
+        if self.stopping.is_set():
+            return
+        if self._delayed is None and self.drain_delay_seconds > 0:
+            # Keep serving (readiness fails, answers say Connection: close) so that load balancers
+            # stop routing here before the listener closes. A second signal stops at once.
             logger.info(
                 "shutdown requested; closing the listener after the drain delay",
                 extra={"drain_delay_seconds": self.drain_delay_seconds, "signal": sig},
             )
-            loop = asyncio.get_running_loop()
-            self._delayed_exit = loop.call_later(self.drain_delay_seconds, super().handle_exit, sig, None)
+            self._delayed = asyncio.get_running_loop().call_later(self.drain_delay_seconds, self.stop)
             return
-        if self._delayed_exit is not None:
-            self._delayed_exit.cancel()
-        super().handle_exit(sig, frame)
+        self.stop()
+
+    def stop(self) -> None:
+        if self._delayed is not None:
+            self._delayed.cancel()
+        if not self.stopping.is_set():
+            logger.info("closing the listener; finishing in-flight requests")
+            self.stopping.set()
+            self.server.stop()
 
 
-class _CoalescingTransport:
-    """A transport whose writes go out once per event-loop iteration, joined into one send.
-
-    uvicorn writes a response's status line and headers, then its body, each with its own send(2)
-    on loopback/TCP: two syscalls per small response, about half the CPU of a constant endpoint
-    (py-spy under wrk). Joined, a small response is one send. Everything else is the real transport.
-    """
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._pending: list[bytes] | None = None
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self._pending is None:
-            self._pending = [bytes(data)]
-            self._loop.call_soon(self._flush)
-        else:
-            self._pending.append(bytes(data))
-
-    def _flush(self) -> None:
-        pending = self._pending
-        if pending is not None:
-            self._pending = None
-            if not self._transport.is_closing():
-                self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
-
-    def close(self) -> None:
-        self._flush()  # what was written before close() still goes out, as with a plain transport
-        self._transport.close()
-
-    def abort(self) -> None:
-        self._pending = None
-        self._transport.abort()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
-class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol over `_CoalescingTransport`."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(cast(asyncio.Transport, _CoalescingTransport(transport, self.loop)))
-
-
-def _ignore_signal(signum: int, frame: FrameType | None) -> None:
-    """Stands in for the default action when uvicorn re-raises the signal after a clean drain."""
-
-
-def build_server(settings: Settings) -> DrainingServer:
+async def serve(settings: Settings) -> int:
+    raise_open_file_limit(settings.max_connections + 1024)
     app = create_app(settings)
-    remaining = settings.shutdown_grace_seconds - settings.shutdown_drain_delay_seconds
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        http=CoalescingHttpToolsProtocol if settings.http_impl == "httptools" else settings.http_impl,
-        loop=settings.loop_impl,
-        lifespan="on",
-        access_log=False,
-        log_config=logging_config(settings.log_level),
-        log_level=settings.log_level.lower(),
-        # With a hop count the pipeline reads X-Forwarded-For itself (from the right); uvicorn's
-        # proxy handling would take a client-written entry when every peer is trusted.
-        proxy_headers=settings.forwarded_hops == 0,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-        server_header=False,
-        # Leave ~1 s of the grace period for the lifespan shutdown and process exit.
-        timeout_graceful_shutdown=max(1, math.floor(remaining - 1)),
-        timeout_keep_alive=settings.keep_alive_seconds,
-    )
-    return DrainingServer(config, app.state.service, settings.shutdown_drain_delay_seconds)
+    server = build_server(settings, app)
+    shutdown = GracefulShutdown(server, app, settings.shutdown_drain_delay_seconds)
+    shutdown.install(asyncio.get_running_loop())
+    serving = asyncio.ensure_future(server.serve())
+    signalled = asyncio.ensure_future(shutdown.stopping.wait())
+    await asyncio.wait([serving, signalled], return_when=asyncio.FIRST_COMPLETED)
+    if serving.done():  # the server ended without a signal: startup failed (port taken, lifespan error)
+        exc = serving.exception()
+        if exc is not None:
+            logger.error("the server stopped", exc_info=exc)
+        return 3
+    # Leave ~1 s of the grace period for the lifespan shutdown and the process exit.
+    remaining = settings.shutdown_grace_seconds - settings.shutdown_drain_delay_seconds - 1
+    try:
+        await asyncio.wait_for(serving, timeout=max(1.0, remaining))
+    except TimeoutError:
+        logger.error("in-flight requests did not finish within the grace period; exiting")
+        return 1
+    return 0
 
 
 def main() -> None:
     settings = get_settings()
-    server = build_server(settings)
-    # uvicorn restores the previous handlers and re-raises the signal after its graceful shutdown;
-    # with the default handler that would kill the process (exit 143) right after a clean drain.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, _ignore_signal)
-    server.run()
-    if not server.started:
-        raise SystemExit(3)
+    logging.config.dictConfig(logging_config(settings.log_level))
+    raise SystemExit(uvloop.run(serve(settings)))

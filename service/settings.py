@@ -84,12 +84,28 @@ class Settings(BaseSettings):
 
     shutdown_grace_seconds: float = Field(default=10.0, gt=0, description="SIGTERM to exit, at most.")
     keep_alive_seconds: int = Field(
-        default=75,
+        default=10,
         ge=1,
         le=3600,
-        description="Idle keep-alive connections close after this long. Keep it above the idle timeout "
-        "of the load balancer in front (60 s on AWS ALB; 600 s on Google's external load balancer), "
-        "or the server closes connections the balancer is about to reuse.",
+        description="A connection closes when it has sent no complete request headers for this long: "
+        "idle keep-alive connections and slow (slowloris) clients alike, as the server has one timer "
+        "for both. Behind a load balancer keep it above the balancer's idle timeout (the cloud targets "
+        "set it), or the server closes connections the balancer is about to reuse.",
+    )
+    max_connections: int = Field(
+        default=1024,
+        ge=1,
+        le=65_536,
+        description="Connections served at once; more wait in the accept queue until one closes.",
+    )
+    accept_backlog: int = Field(
+        default=1024, ge=128, le=65_535, description="Connections the kernel queues before refusing."
+    )
+    max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=8192,
+        le=1024 * 1024,
+        description="Request line and headers, at most (else 431).",
     )
     # Time to keep serving (with /readyz failing) after SIGTERM before closing the listener, so a
     # load balancer that polls readiness stops routing first. 0 = close at once (Cloud Run).
@@ -100,28 +116,15 @@ class Settings(BaseSettings):
         "the listener; part of the grace period.",
     )
 
-    # HTTP server stack; the defaults were the fastest measured (scripts/bench_service.py).
-    http_impl: Literal["httptools", "h11", "auto"] = Field(
-        default="httptools", description="uvicorn's HTTP parser."
-    )
-    loop_impl: Literal["uvloop", "asyncio", "auto"] = Field(default="uvloop", description="The event loop.")
-
     log_level: LogLevel = Field(default="INFO", description="`DEBUG` adds one log line per request.")
     docs_enabled: bool = Field(default=True, description="Serve `/docs`, `/redoc` and `/openapi.json`.")
-    # Addresses whose X-Forwarded-For / X-Forwarded-Proto are trusted (uvicorn's proxy headers),
-    # so rate limiting keys on the real client behind a load balancer.
-    forwarded_allow_ips: str = Field(
-        default="127.0.0.1",
-        description="Proxies whose `X-Forwarded-For` is trusted for the client address (rate limiting); "
-        "ignored when `SCAMGUARD_FORWARDED_HOPS` is set.",
-    )
     forwarded_hops: int = Field(
         default=0,
         ge=0,
         le=8,
         description="Proxies in front that each append to `X-Forwarded-For` (Cloud Run: 1; behind "
         "Google's external load balancer: 2): the client is that many entries from the right, and "
-        "what the client wrote itself is ignored. 0 = use `SCAMGUARD_FORWARDED_ALLOW_IPS`.",
+        "what the client wrote itself is ignored. 0 = the connection's peer is the client.",
     )
 
     @field_validator("api_keys", mode="before")

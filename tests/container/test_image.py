@@ -294,7 +294,7 @@ def test_sigterm_during_burst_with_drain_delay_serves_everything(image: str) -> 
             killed_at = time.monotonic()
             docker("kill", "--signal", "TERM", container.id)
             # The server has the signal by the time the CLI returns: it closes the listener by
-            # signalled_at + drain delay (+ uvicorn's 0.1 s tick).
+            # signalled_at + drain delay.
             signalled_at = time.monotonic()
             not_ready_after = _seconds_until_not_ready(container, signalled_at)
             # Short requests stop 0.6 s before the close, so none races it; then two long batches
@@ -337,7 +337,7 @@ def test_sigterm_during_burst_with_drain_delay_serves_everything(image: str) -> 
 
 
 # A keep-alive request sent this close to SIGTERM may still sit unread in the server's socket when
-# uvicorn closes idle connections (the loop is busy): the server never admitted it. Older ones were.
+# the server closes idle connections (the loop is busy): it was never admitted. Older ones were.
 RACE_WINDOW_SECONDS = 0.5
 
 
@@ -380,7 +380,7 @@ def test_sigterm_during_burst_without_drain_delay_finishes_admitted_requests(ima
     assert not failed, f"{len(failed)} admitted requests failed, e.g. {failed[:3]}\nlogs:\n{logs[-3000:]}"
     assert not answered_not_ok, f"requests got HTTP errors: {answered_not_ok[:3]}"
     assert len(long_ones_done) == 2
-    # In flight when uvicorn began its shutdown (within 0.1 s of the signal).
+    # In flight when the server began its shutdown (within 0.1 s of the signal).
     assert all(o.ended > signalled_at + 0.1 for o in long_ones_done), "the long requests were not in flight"
     assert exit_code == 0, f"exit code {exit_code}\nlogs:\n{logs[-3000:]}"
     assert exited_after < GRACE_SECONDS, f"took {exited_after:.2f} s to exit (grace {GRACE_SECONDS} s)"

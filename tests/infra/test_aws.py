@@ -205,6 +205,9 @@ def test_api_container_is_hardened(prod: Account) -> None:
     assert api["stopTimeout"] == 12  # the 10 s drain and 2 s to exit
     environment = {e["name"]: e["value"] for e in api["environment"]}
     assert environment["SCAMGUARD_FORWARDED_HOPS"] == "1"
+    # Idle connections outlive the load balancer's own idle timeout.
+    load_balancer = prod.one(LB)
+    assert int(environment["SCAMGUARD_KEEP_ALIVE_SECONDS"]) > load_balancer.inputs["idleTimeout"]
     assert "SCAMGUARD_API_KEYS" not in environment
     secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:scamguard-aws-prod/api-keys-AbCdEf"
     assert api["secrets"] == [{"name": "SCAMGUARD_API_KEYS", "valueFrom": secret_arn}]

@@ -205,11 +205,14 @@ def test_environment_and_drain_fit_cloud_run(prod: Deployment) -> None:
     # on an entry the client wrote: prod has the load balancer and Cloud Run's front end in front.
     assert env["SCAMGUARD_FORWARDED_HOPS"] == "2"
     assert "SCAMGUARD_FORWARDED_ALLOW_IPS" not in env
+    # Idle connections outlive the load balancer's backend keep-alive (600 s).
+    assert int(env["SCAMGUARD_KEEP_ALIVE_SECONDS"]) > 600
 
 
 def test_forwarded_hops_without_the_edge(staging: Deployment) -> None:
     env = {e["name"]: e.get("value") for e in staging.container(staging.api, "api")["envs"]}
     assert env["SCAMGUARD_FORWARDED_HOPS"] == "1"
+    assert 60 < int(env["SCAMGUARD_KEEP_ALIVE_SECONDS"]) < 600  # above Cloud Run's front end's 60 s
 
 
 def test_deletion_protection_only_in_prod(staging: Deployment, prod: Deployment) -> None:

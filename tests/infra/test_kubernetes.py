@@ -188,6 +188,7 @@ def test_environment_is_the_service_contract(prod: Cluster) -> None:
     env = prod.env
     assert env["PORT"] == "8080"
     assert env["SCAMGUARD_FORWARDED_HOPS"] == "1"
+    assert int(env["SCAMGUARD_KEEP_ALIVE_SECONDS"]) > 60  # above ingress-nginx's upstream keep-alive
     assert env["SCAMGUARD_API_KEYS_FILE"] == "/secrets/api-keys/keys"
     assert env["SCAMGUARD_DOCS_ENABLED"] == "false"
     assert "SCAMGUARD_API_KEYS" not in env  # never a plain variable

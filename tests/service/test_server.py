@@ -3,6 +3,7 @@ a broken artifact that must not crash the process."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -241,3 +242,107 @@ def test_responses_on_the_wire(start_server) -> None:
     assert json.loads(responses[2][2])["paths"]["/v1/classify"]
     assert b"scamguard_http_requests_total" in responses[3][2]
     assert json.loads(responses[4][2])["code"] == "unsupported_media_type"
+
+
+def _raw_exchange(port: int, data: bytes, timeout: float = 5) -> bytes:
+    """Send raw bytes, read until the server closes the connection (or `timeout`)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        received = b""
+        try:
+            sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            # The server answered and closed while the rest was still being sent: the kernel
+            # resets the connection, which usually discards that answer before it can be read.
+            return b"reset"
+        with contextlib.suppress(TimeoutError, ConnectionResetError):
+            while chunk := sock.recv(65536):
+                received += chunk
+    return received
+
+
+def test_oversized_headers_get_431_and_a_close(start_server) -> None:
+    server = start_server(SCAMGUARD_MAX_HEADER_BYTES="16384")
+    big = b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 1_000_000 + b"\r\n\r\n"
+    many = (
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\n"
+        + b"".join(b"X-%d: 1\r\n" % i for i in range(10_000))
+        + b"\r\n"
+    )
+    answers = [_raw_exchange(server.port, request) for request in (big, many) for _ in range(5)]
+    for answer in answers:  # refused either way: never served, never left open
+        assert answer == b"reset" or answer.startswith(b"HTTP/1.1 431 "), answer[:100]
+    # Sent whole before the answer (a small buffer overflowed by little), the 431 itself is readable.
+    tight = b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 17_000 + b"\r\n\r\n"
+    answer = _raw_exchange(server.port, tight)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:100]
+    assert b"connection: close" in answer.lower()
+    # Under the limit, the same header is fine; a 1 MB body is not bound by the header buffer.
+    fine = b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 8000 + b"\r\nConnection: close\r\n\r\n"
+    assert _raw_exchange(server.port, fine).startswith(b"HTTP/1.1 200 ")
+    texts = json.dumps({"texts": [(HAM_TEXT * 200)[:20_000]] * 64}).encode()
+    assert len(texts) > 1_000_000
+    assert server.request("POST", "/v1/classify", texts, timeout=30)[0] == 200
+
+
+def test_slow_and_silent_connections_are_closed_at_the_header_deadline(start_server) -> None:
+    import socket
+
+    server = start_server(SCAMGUARD_KEEP_ALIVE_SECONDS="2")
+    silent = socket.create_connection(("127.0.0.1", server.port))
+    dripping = socket.create_connection(("127.0.0.1", server.port))
+    dripping.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: ")
+    kept = socket.create_connection(("127.0.0.1", server.port))
+    opened = time.monotonic()
+    for sock in (silent, dripping, kept):
+        sock.settimeout(10)
+    for _ in range(3):  # a byte every 0.8 s does not extend the deadline; requests do
+        time.sleep(0.8)
+        with contextlib.suppress(OSError):
+            dripping.send(b"a")
+        kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert _read_responses(kept, 1)[0][0] == 200
+    assert silent.recv(1) == b""
+    assert dripping.recv(1) == b""
+    assert time.monotonic() - opened < 5
+    kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")  # still open: it sent requests in time
+    assert _read_responses(kept, 1)[0][0] == 200
+    for sock in (silent, dripping, kept):
+        sock.close()
+
+
+def test_connections_over_the_bound_wait_instead_of_being_served(start_server) -> None:
+    import socket
+
+    server = start_server(SCAMGUARD_MAX_CONNECTIONS="2")
+    first, second, third = (socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(3))
+    request = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+    for sock in (first, second):
+        sock.sendall(request)
+        assert _read_responses(sock, 1)[0][0] == 200
+    third.sendall(request)
+    third.settimeout(0.5)
+    with pytest.raises(TimeoutError):
+        third.recv(1)  # queued in the kernel: not refused, not served
+    first.close()
+    assert _read_responses(third, 1)[0][0] == 200  # served once a slot was free
+    second.close()
+    third.close()
+
+
+def test_draining_answers_say_connection_close(start_server) -> None:
+    import socket
+
+    server = start_server(SCAMGUARD_SHUTDOWN_DRAIN_DELAY_SECONDS="2", SCAMGUARD_SHUTDOWN_GRACE_SECONDS="6")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        status, headers, _ = _read_responses(sock, 1)[0]
+        assert (status, headers.get("connection")) == (200, None)  # kept alive before the signal
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        status, headers, _ = _read_responses(sock, 1)[0]
+        assert (status, headers.get("connection")) == (200, "close")
+        assert sock.recv(1) == b""  # and the server closed it after that answer
+    assert server.process.wait(timeout=10) == 0

@@ -26,7 +26,13 @@ from infra.targets.aws.monitoring import (
 )
 from infra.targets.aws.network import AwsNetwork, AwsNetworkArgs
 from infra.targets.aws.registry import PUBLIC_CACHE_PREFIX, EcrRegistry, EcrRegistryArgs
-from infra.targets.aws.service import COLLECTOR_TAG, COLLECTOR_UPSTREAM, AwsService, AwsServiceArgs
+from infra.targets.aws.service import (
+    COLLECTOR_TAG,
+    COLLECTOR_UPSTREAM,
+    LB_IDLE_TIMEOUT_SECONDS,
+    AwsService,
+    AwsServiceArgs,
+)
 
 
 class AwsPlatform(Platform[EcrRegistry, AwsNetwork, TaskIdentity, AwsService, AwsMonitoring]):
@@ -96,10 +102,10 @@ class AwsPlatform(Platform[EcrRegistry, AwsNetwork, TaskIdentity, AwsService, Aw
 
     def service(self, image: ServiceImage, network: AwsNetwork, identity: TaskIdentity) -> AwsService:
         settings, scaling = self.settings, self.settings.scaling
-        environment = dict(settings.service.environment())
-        # The load balancer appends the client's address to X-Forwarded-For: the client is one entry
-        # from the right; entries the client wrote itself are never trusted.
-        environment["SCAMGUARD_FORWARDED_HOPS"] = "1"
+        # The load balancer appends the client's address to X-Forwarded-For.
+        environment = settings.service.environment_behind(
+            proxies=1, idle_timeout_seconds=LB_IDLE_TIMEOUT_SECONDS
+        )
         collector_image = self.account_id.apply(
             lambda account: (
                 f"{account}.dkr.ecr.{self.aws.region}.amazonaws.com/"

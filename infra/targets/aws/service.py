@@ -36,7 +36,7 @@ TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 PredefinedMetric = (
     aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgsDict
 )
-# The load balancer closes idle connections after this; the server's keep-alive (75 s) is longer,
+# The load balancer closes idle connections after this; the container is told to keep them longer
 # so the server never closes a connection the balancer is about to reuse.
 LB_IDLE_TIMEOUT_SECONDS = 60
 # Requests ECS's health check makes inside the container (the image has Python, no curl).

@@ -25,6 +25,10 @@ from infra.targets.gcp.service import CloudRunService, CloudRunServiceArgs
 
 # Cloud Run sets PORT itself (and rejects it as a user variable); the container listens on it.
 RESERVED_ENV = frozenset({"PORT"})
+# Idle connections to the container: from Cloud Run's front end, and on the backend side of
+# Google's external load balancer (its HTTP keep-alive timeout, fixed at 600 s).
+FRONT_END_IDLE_SECONDS = 60
+LB_BACKEND_IDLE_SECONDS = 600
 
 
 def after_apis(apis: ProjectApis) -> pulumi.ResourceOptions:
@@ -117,16 +121,16 @@ class GcpPlatform(
 
     def service(self, image: ServiceImage, network: VpcNetwork, identity: ServiceIdentity) -> CloudRunService:
         settings, scaling = self.settings, self.settings.scaling
-        environment = {k: v for k, v in settings.service.environment().items() if k not in RESERVED_ENV}
         # Rate limits key on the client address that the proxies in front appended to
         # X-Forwarded-For, counted from the right: Cloud Run's front end appends one entry, Google's
-        # external load balancer "<client>, <load balancer>" (docs/infrastructure/gcp.md). Entries
-        # the client wrote itself are never trusted.
-        environment["SCAMGUARD_FORWARDED_HOPS"] = "2" if self.gcp.has_edge else "1"
-        # Google's external load balancer keeps backend connections open for 600 s: the server's
-        # idle timeout must be longer, or it closes connections the balancer is about to reuse.
-        if self.gcp.has_edge:
-            environment["SCAMGUARD_KEEP_ALIVE_SECONDS"] = "620"
+        # external load balancer "<client>, <load balancer>" (docs/infrastructure/gcp.md). The
+        # server's idle timeout stays above that of the connections in front of it: 60 s from
+        # Cloud Run's front end, 600 s on the load balancer's backend side.
+        behind = settings.service.environment_behind(
+            proxies=2 if self.gcp.has_edge else 1,
+            idle_timeout_seconds=LB_BACKEND_IDLE_SECONDS if self.gcp.has_edge else FRONT_END_IDLE_SECONDS,
+        )
+        environment = {k: v for k, v in behind.items() if k not in RESERVED_ENV}
         return CloudRunService(
             f"{self.prefix}-service",
             CloudRunServiceArgs(

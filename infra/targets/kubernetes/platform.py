@@ -31,6 +31,8 @@ from infra.targets.kubernetes.registry import OciRegistry, OciRegistryArgs
 from infra.targets.kubernetes.service import KubernetesService, KubernetesServiceArgs
 
 REDIS_DEFAULT_PORT = 6379
+# ingress-nginx keeps idle connections to upstreams this long (its `upstream-keepalive-timeout`).
+INGRESS_NGINX_UPSTREAM_IDLE_SECONDS = 60
 
 
 def redis_port(storage_uri: str) -> int | None:
@@ -94,10 +96,11 @@ class KubernetesPlatform(
         self, image: ServiceImage, network: NamespaceNetwork, identity: ServiceAccountIdentity
     ) -> KubernetesService:
         settings, scaling = self.settings, self.settings.scaling
-        environment = dict(settings.service.environment())
-        # The client is that many X-Forwarded-For entries from the right (the ingress controller
-        # appends one); entries the client wrote itself are never trusted.
-        environment["SCAMGUARD_FORWARDED_HOPS"] = str(self.k8s.forwarded_hops)
+        # The ingress controller appends to X-Forwarded-For (and each balancer in front of it that
+        # does); ingress-nginx keeps idle upstream connections 60 s (`upstream-keepalive-timeout`).
+        environment = settings.service.environment_behind(
+            proxies=self.k8s.forwarded_hops, idle_timeout_seconds=INGRESS_NGINX_UPSTREAM_IDLE_SECONDS
+        )
         return KubernetesService(
             f"{self.prefix}-service",
             KubernetesServiceArgs(
