@@ -1,6 +1,6 @@
 """The API under abuse and overload: one line per scenario with its figure and verdict.
 
-    uv run python -m benchmarks.reliability [--only NAME ...] [--soak-seconds 600] [--json]
+    uv run --project service python -m benchmarks.reliability [--only NAME ...] [--soak-seconds 600] [--json]
 
 Starts `python -m service` itself (pinned to CPU 0 when the machine has two or more, the load runs on
 the others), talks to 127.0.0.1 only, stops every process it started by its PID, and bounds every

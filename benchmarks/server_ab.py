@@ -1,6 +1,6 @@
 """Same-run A/B of the service against another revision of it (e.g. before a server or pipeline change).
 
-    uv run python -m benchmarks.server_ab --ref e65db1c [--rounds 3]
+    uv run --project service python -m benchmarks.server_ab --ref e65db1c [--rounds 3]
 
 The reference revision is checked out into a temporary git worktree with its own virtualenv, made
 from that revision's `service/requirements.lock` (so each side runs the dependencies it ships).

@@ -97,7 +97,12 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ),
     # --- the image
     ConfigKey("imageName", "string", "scamguard-api", "Image repository name."),
-    ConfigKey("imageVersion", "string", "", "Image tag and OCI version label; empty = pyproject version."),
+    ConfigKey(
+        "imageVersion",
+        "string",
+        "",
+        "Image tag and OCI version label; empty = the model API's version (service/pyproject.toml).",
+    ),
     ConfigKey("imageRevision", "string", "", "Source revision (git SHA) for the OCI label; empty = unknown."),
     ConfigKey(
         "modelVersion",
@@ -852,7 +857,8 @@ def _check_member(value: str) -> str | None:
 
 
 def project_version() -> str:
-    with (REPO_ROOT / "pyproject.toml").open("rb") as handle:
+    """The model API's version (service/pyproject.toml): the image's default tag and OCI label."""
+    with (REPO_ROOT / "service" / "pyproject.toml").open("rb") as handle:
         return str(tomllib.load(handle)["project"]["version"])
 
 

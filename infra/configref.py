@@ -24,7 +24,8 @@ description: Scam/phishing e-mail classifier API, deployed per stack to Docker, 
 runtime:
   name: python
   options:
-    # uv creates .venv from pyproject.toml + uv.lock (the same environment the tests use).
+    # uv creates .venv from pyproject.toml + uv.lock: the Pulumi program's own dependency set
+    # (the model API and training lock theirs in service/ and training/).
     toolchain: uv
     virtualenv: .venv
 # No `backend:` here: a project backend would override PULUMI_BACKEND_URL for every stack. The local

@@ -10,8 +10,8 @@ import pulumi_docker_build as docker_build
 
 # Relative to the project directory, which is the working directory of `pulumi up` (and of the
 # tests): stable across machines, so previews and snapshots do not depend on the checkout path.
-# The context is the repository root so that service/Dockerfile can copy the lock file
-# (pyproject.toml + uv.lock) as well as service/; .dockerignore keeps the rest out.
+# The context is the repository root so that service/Dockerfile can copy the model runtime
+# (runtime/) as well as service/ (with its lock); .dockerignore keeps the rest out.
 BUILD_CONTEXT = "."
 DOCKERFILE = "service/Dockerfile"
 

@@ -21,10 +21,11 @@ import sys
 OUTPUT = pathlib.Path(__file__).resolve().parent / "scamguard_policy" / "gcp_labelable.py"
 
 # `labels` / `user_labels` typed as a string map in an Args class's __init__ (a list of label
-# *descriptors*, as on monitoring.MetricDescriptor, is not a resource's own labels).
+# *descriptors*, as on monitoring.MetricDescriptor, is not a resource's own labels). The SDK's
+# generator writes Optional outside pulumi.Input (pulumi-gcp 9) or inside it (10).
 _ARG = re.compile(
     r"^\s+(labels|user_labels): (?:Optional\[)?"
-    r"pulumi\.Input\[Mapping\[str, pulumi\.Input\[_builtins\.str\]\]\]",
+    r"pulumi\.Input\[(?:Optional\[)?Mapping\[str, pulumi\.Input\[_builtins\.str\]\]\]",
     re.MULTILINE,
 )
 _TOKEN = re.compile(r"super\(\w+, __self__\)\.__init__\(\s*'(gcp:[^']+)'")

@@ -1,6 +1,6 @@
 """Cost of normalising hostile texts against an ordinary HTML e-mail of the same size (20 KB).
 
-    uv run python scripts/bench_adversarial.py [--rounds 7]
+    uv run --project service python scripts/bench_adversarial.py [--rounds 7]
 
 Prints each text's best-of-N time and its ratio to the ordinary e-mail, and the time of a batch of 64
 of the worst (the largest batch the API accepts by default): before the HTML patterns were made

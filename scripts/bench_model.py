@@ -1,6 +1,6 @@
 """Benchmark the serving path of model artifact(s): load time and in-process latency per e-mail.
 
-    uv run python scripts/bench_model.py [--model runtime/model ...] [--calls 5000]
+    uv run --project service python scripts/bench_model.py [--model runtime/model ...] [--calls 5000]
 
 Prints one JSON object per artifact: artifact size, load time (median and max of --loads fresh
 loads, checksums included), and the p50 / p99 / mean latency of `ScamClassifier.score` on typical

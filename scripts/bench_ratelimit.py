@@ -1,6 +1,6 @@
 """Cost of one in-process rate-limit check as the number of clients grows (memory:// storage).
 
-    uv run python scripts/bench_ratelimit.py
+    uv run --project service python scripts/bench_ratelimit.py
 
 Fills the limiter with 1, 20,000 and 100,000 distinct clients, then times 30,000 checks of known
 clients, for the project's bounded counters and for `limits`' own memory storage.

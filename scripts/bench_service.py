@@ -1,6 +1,6 @@
 """Benchmark the model API: one server process, wrk 2 threads x 32 connections on 127.0.0.1.
 
-    uv run python scripts/bench_service.py [--duration 10]
+    uv run --project service python scripts/bench_service.py [--duration 10]
 
 Prints a Markdown table of requests/s and p50/p99 latency for the constant endpoint (/healthz, the
 ceiling: answered by the same request pipeline as the hot routes), a constant endpoint that goes

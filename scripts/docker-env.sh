@@ -206,7 +206,7 @@ build_image() {
     local base version revision created model_version
     base="$(resolve_base)"
     docker image inspect "$base" >/dev/null 2>&1 || die "base image $base is missing: run '$0 base'"
-    version="$(sed -nE 's/^version *= *"([^"]+)".*/\1/p' "$REPO/pyproject.toml" | head -1)"
+    version="$(sed -nE 's/^version *= *"([^"]+)".*/\1/p' "$REPO/service/pyproject.toml" | head -1)"
     revision="$(git_or rev-parse HEAD)"
     # The commit time, not the wall clock: the same commit gives the same labels.
     created="$(git_or log -1 --format=%cI)"

@@ -1,6 +1,6 @@
 """Ablation study for the scam classifier: which text/feature/model choices generalise.
 
-    uv run python scripts/model_ablation.py [--data-dir ../shared/data] [--only NAME ...]
+    uv run --project training python scripts/model_ablation.py [--data-dir ../shared/data] [--only NAME ...]
 
 For each configuration it prints, as one JSON line and a Markdown table at the end:
 - `in_domain_f1`: F1 on the held-out test split of the training data (Enron + SMS);

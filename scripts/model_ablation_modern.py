@@ -1,6 +1,7 @@
 """Ablation for model 2.0: what each lever bought on modern phishing, cross-domain mail and ordinary mail.
 
-    uv run python scripts/model_ablation_modern.py [--data-dir ../shared/data] [--only NAME ...]
+    uv run --project training python scripts/model_ablation_modern.py \
+        [--data-dir ../shared/data] [--only NAME ...]
 
 Every row trains the full pipeline of `training.train` (before pruning and quantising, ~2 min a row) on
 Enron-Spam + SMS (+ the Phishing Pot rows dated up to the time-split day where the row says so),

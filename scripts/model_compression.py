@@ -1,6 +1,7 @@
 """Compare the full model against compressed variants: size, load time, latency and quality.
 
-    uv run python scripts/model_compression.py [--data-dir ../shared/data] [--out-dir /tmp/scamguard-variants]
+    uv run --project training python scripts/model_compression.py \
+        [--data-dir ../shared/data] [--out-dir /tmp/scamguard-variants]
 
 Trains the shipped configuration once on the full vocabulary, then derives variants:
 - vocabulary pruning: refit logistic regression on the K terms with the largest |weight|;

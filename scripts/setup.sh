@@ -12,7 +12,8 @@
 #                    (uv's own venv), locales.
 #   uv               pinned, in its own venv under .cache/tools/uv (the machine's Python, pip and any
 #                    other uv stay as they are); scripts/test.sh finds it there.
-#   .venv            `uv sync --frozen`: every dependency group from uv.lock.
+#   .venv            `uv sync --frozen`: the Pulumi program, the policy pack and the repo's tools;
+#   service/.venv    the model API (service/uv.lock); training/.venv: training (training/uv.lock).
 #   Docker           scripts/docker-env.sh up: starts dockerd if none runs, builds the service image.
 # Every step is idempotent; a second run takes seconds. Each step prints its elapsed time.
 set -euo pipefail
@@ -53,8 +54,11 @@ if [[ "$("$UV_VENV/bin/uv" --version 2>/dev/null)" != "uv $UV_VERSION"* ]]; then
 fi
 "$UV_VENV/bin/uv" --version
 
-step "project environment (uv sync --frozen)"
-"$UV_VENV/bin/uv" sync --frozen --quiet
+# One environment per deliverable, each from its own lock (pyproject.toml [tool.scamguard.suites]).
+for project in . service training; do
+    step "environment of $project (uv sync --frozen --project $project)"
+    "$UV_VENV/bin/uv" sync --frozen --quiet --project "$project"
+done
 
 if ((with_docker)); then
     step "Docker engine and service image"

@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # The one command that runs every check: lint, formatting, types, the docs build and the whole
-# test suite (about 7 minutes on 2 cores). Extra arguments go to pytest, e.g. `scripts/test.sh tests/service`.
+# test suite (about 8 minutes on 2 cores). Extra arguments go to pytest, e.g. `scripts/test.sh tests/service -x`.
+#
+# Each deliverable has its own environment (pyproject.toml [tool.scamguard.suites]): the model API's
+# suite runs in service/.venv, training's in training/.venv, the Pulumi program's (and the repo-wide
+# checks) in .venv. Each suite is type-checked and tested in its own; a path argument runs only the
+# suite it belongs to.
 #
 # It needs the tools that `sudo scripts/setup.sh` installs (Debian/Ubuntu). When one is missing it
 # stops at once with one line naming what to install, instead of failing tests one by one.
@@ -36,7 +41,24 @@ if ((${#missing[@]})); then
     fi
 fi
 
+options=() paths=()
+for arg in "$@"; do
+    if [[ $arg != -* && -e ${arg%%::*} ]]; then paths+=("$arg"); else options+=("$arg"); fi
+done
+
 uv run --frozen ruff check .
 uv run --frozen ruff format --check .
-uv run --frozen pyright
-uv run --frozen pytest "$@"
+plan="$(python3 scripts/suites.py "${paths[@]}")"
+status=0
+while IFS=$'\t' read -r name project code tests; do
+    printf '\n==> suite %s (environment of %s)\n' "$name" "$project"
+    read -ra code_paths <<<"$code"
+    read -ra test_paths <<<"$tests"
+    uv sync --frozen --quiet --project "$project"
+    python="$project/.venv/bin/python"
+    uv run --frozen pyright --pythonpath "$python" "${code_paths[@]}" "${test_paths[@]}" || status=1
+    # SCAMGUARD_SERVICE_PYTHON: the interpreter a test starts the model API with (tests/tools.py).
+    SCAMGUARD_SERVICE_PYTHON="$PWD/service/.venv/bin/python" \
+        uv run --frozen --project "$project" pytest "${test_paths[@]}" "${options[@]}" || status=1
+done <<<"$plan"
+exit "$status"

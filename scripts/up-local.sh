@@ -18,7 +18,7 @@ command -v pulumi >/dev/null 2>&1 || die "the Pulumi CLI is not installed (or no
   Install it: curl -fsSL https://get.pulumi.com | sh   (or: brew install pulumi)
   See https://www.pulumi.com/docs/iac/download-install/ then run this script again.
   Without it you can still run:
-    uv run python -m service           # the API alone on http://127.0.0.1:8080
+    uv run --project service python -m service           # the API alone on http://127.0.0.1:8080
     sudo scripts/docker-env.sh up      # build the image, then: docker run --rm --read-only -p 127.0.0.1:8080:8080 scamguard:dev
     uv run python -m infra.preview     # every stack's resource graph offline, checked against its snapshot
     scripts/test.sh                    # every check (docs/development.md)"

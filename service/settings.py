@@ -93,7 +93,7 @@ class Settings(BaseSettings):
         "set it), or the server closes connections the balancer is about to reuse.",
     )
     max_connections: int = Field(
-        default=1024,
+        default=4096,
         ge=1,
         le=65_536,
         description="Connections served at once; more wait in the accept queue until one closes.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pathlib
 import shutil
 from typing import NoReturn
 
@@ -36,3 +37,18 @@ def ensure_event_loop() -> None:
         asyncio.get_event_loop_policy().get_event_loop()
     except RuntimeError:
         asyncio.set_event_loop(asyncio.new_event_loop())
+
+
+def service_python() -> str:
+    """The interpreter to start the model API with (`python -m service`): its own environment.
+
+    The model API has a dependency set of its own (service/pyproject.toml); a test of another
+    deliverable that needs the real service running (the monitoring integration) starts it there.
+    scripts/test.sh sets SCAMGUARD_SERVICE_PYTHON; by default, service/.venv beside these tests.
+    """
+    configured = os.environ.get("SCAMGUARD_SERVICE_PYTHON")
+    default = pathlib.Path(__file__).resolve().parents[1] / "service" / ".venv" / "bin" / "python"
+    python = configured or str(default)
+    if not pathlib.Path(python).exists():
+        missing(f"the model API's environment is missing ({python}): run `uv sync --project service`")
+    return python

@@ -15,7 +15,6 @@ import os
 import pathlib
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from infra.monitoring import MonitoringConfig, dashboards, rule_groups, write
 from infra.monitoring.dashboards import iter_panel_queries
 from infra.monitoring.promql import metric_names, substitute_grafana_variables
+from tests import tools
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
@@ -176,11 +176,13 @@ def stack(prometheus_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     logs = [tmp / "healthy.log", tmp / "broken.log", tmp / "prometheus.log"]
     try:
         procs.append(
-            _start([sys.executable, "-m", "service"], {**service_env, "PORT": str(healthy_port)}, logs[0])
+            _start(
+                [tools.service_python(), "-m", "service"], {**service_env, "PORT": str(healthy_port)}, logs[0]
+            )
         )
         procs.append(
             _start(
-                [sys.executable, "-m", "service"],
+                [tools.service_python(), "-m", "service"],
                 {**service_env, "PORT": str(broken_port), "SCAMGUARD_MODEL_DIR": str(empty_model_dir)},
                 logs[1],
             )

@@ -35,9 +35,10 @@ def after_apis(apis: ProjectApis) -> pulumi.ResourceOptions:
     """Options for a component whose every resource must wait for the APIs to be enabled.
 
     depends_on on a component is not inherited by its children; a transformation is, so it adds the
-    dependency to each child resource as it is registered. Not yet `transforms`: the SDK's mocks
-    (pulumi 3.223) raise "The Pulumi CLI does not support transforms", so neither the program tests
-    nor the offline preview could run this code; move when the mocks support it.
+    dependency to each child resource as it is registered. Not `transforms` (which replace
+    transformations): the SDK's mock monitor records transforms but never runs them (pulumi 3.272,
+    `pulumi.runtime.mocks`), so tests/infra/test_gcp.py could no longer prove that every resource
+    waits for the APIs; move when the mocks run them.
     """
 
     def add_dependency(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
