@@ -30,6 +30,9 @@ class Registered:
     urn: str = ""
     retain_on_delete: bool = False
     ignore_changes: list[str] = field(default_factory=list)
+    parent: str = ""  # the parent's URN
+    # The parent URN of each alias (the resource's former place in the tree), "" for none.
+    alias_parents: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -102,6 +105,8 @@ def run_stack(
                         response.urn,
                         bool(getattr(request, "retainOnDelete", False)),
                         list(getattr(request, "ignoreChanges", [])),
+                        request.parent,
+                        [a.spec.parentUrn for a in request.aliases if a.HasField("spec")],
                     )
                 )
             return response

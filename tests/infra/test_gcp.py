@@ -580,8 +580,8 @@ def test_changed_rules_or_dashboards_roll_new_revisions(prod: Deployment) -> Non
     """Grafana and the rule evaluator read their files only at start: the files' digest sits in
     the revision template, so a change of rules or dashboards is a new revision."""
     from infra.monitoring import render
+    from infra.targets.gcp.cloudrun import FILES_ANNOTATION, files_sha256
     from infra.targets.gcp.monitoring import GRAFANA_PROMETHEUS_URL, grafana_files
-    from infra.targets.gcp.service import FILES_ANNOTATION, files_sha256
 
     def digests(deployment: Deployment) -> dict[str, str]:
         return {
@@ -615,3 +615,30 @@ def test_rules_and_dashboards_select_this_stacks_series(prod: Deployment) -> Non
     for query in queries:
         if "scamguard_" in query:
             assert 'namespace="scamguard-prod"' in query, query
+
+
+def test_cloud_run_apps_keep_their_urns(prod: Deployment) -> None:
+    """The API, Grafana and the rule evaluator are each a CloudRunApp; their services and invoker
+    bindings moved under it and carry an alias to where they were, so that an existing stack updates
+    them in place instead of deleting and recreating the services."""
+
+    def in_app(resource: Registered) -> bool:
+        return resource.parent.split("::")[2].split("$")[-1] == "scamguard:gcp:CloudRunApp"
+
+    assert all(in_app(service) for service in prod.of_type(RUN_SERVICE))
+    moved = [r for r in prod.resources if r.type in (RUN_SERVICE, RUN_INVOKER) and in_app(r)]
+    assert any(r.type == RUN_INVOKER for r in moved)
+    assert {r.inputs["name"] for r in moved if r.type == RUN_SERVICE} == {
+        "scamguard-prod",
+        "scamguard-prod-grafana",
+        "scamguard-prod-rules",
+    }
+    owners = {"scamguard:gcp:CloudRunService", "scamguard:gcp:Grafana", "scamguard:gcp:RuleEvaluator"}
+    for resource in moved:
+        app_name = resource.parent.split("::")[3]
+        (alias_parent,) = resource.alias_parents
+        # The alias's parent is the component that owns the app (same name): with it, the URN is
+        # exactly the one the resource had before the app existed.
+        owner_types, owner_name = alias_parent.split("::")[2:4]
+        assert owner_types.split("$")[-1] in owners, alias_parent
+        assert owner_name == app_name

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.targets.gcp.service import member_slug
+from infra.targets.gcp.cloudrun import member_slug
 
 # Preconfigured Cloud Armor WAF rule sets (ModSecurity CRS 3.3), at the lowest sensitivity.
 BOTH_HOSTS_WAF = ("protocolattack-v33-stable", "scannerdetection-v33-stable", "methodenforcement-v33-stable")

@@ -9,9 +9,9 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_random as random
 
+from infra.targets.gcp.cloudrun import CloudRunApp, CloudRunAppArgs, bucket_volume
 from infra.targets.gcp.identity import GRAFANA_PROJECT_ROLES, ServiceIdentity, ServiceIdentityArgs
 from infra.targets.gcp.secrets import MountedSecret, MountedSecretArgs
-from infra.targets.gcp.service import FILES_ANNOTATION, INGRESS, member_slug
 
 run = gcp.cloudrunv2
 
@@ -132,43 +132,28 @@ class Grafana(pulumi.ComponentResource):
                 failure_threshold=30,
             ),
         )
-        self.service = run.Service(
-            f"{name}-service",
-            project=args.project,
-            location=args.region,
-            name=args.service_name,
-            description="scamguard Grafana (dashboards as code, GMP data source)",
-            labels=args.labels,
-            ingress=INGRESS[args.ingress],
-            deletion_protection=args.deletion_protection,
-            template=run.ServiceTemplateArgs(
-                labels=args.labels,
-                annotations={FILES_ANNOTATION: args.files_sha256},
-                service_account=self.identity.email,
-                execution_environment="EXECUTION_ENVIRONMENT_GEN2",  # Cloud Storage volumes need gen2
-                # Grafana keeps sessions in its local SQLite: one instance so a login sticks.
-                scaling=run.ServiceTemplateScalingArgs(min_instance_count=0, max_instance_count=1),
-                containers=[grafana, frontend],
-                volumes=[
-                    run.ServiceTemplateVolumeArgs(
-                        name="monitoring",
-                        gcs=run.ServiceTemplateVolumeGcsArgs(bucket=args.bucket, read_only=True),
-                    )
-                ],
-            ),
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[self.identity, self.admin_password.accessor_binding]
-            ),
-        )
-        for member in args.invokers:
-            run.ServiceIamMember(
-                f"{name}-invoker-{member_slug(member)}",
+        self.app = CloudRunApp(
+            name,
+            CloudRunAppArgs(
                 project=args.project,
-                location=args.region,
-                name=self.service.name,
-                role="roles/run.invoker",
-                member=member,
-                opts=child,
-            )
+                region=args.region,
+                service_name=args.service_name,
+                description="scamguard Grafana (dashboards as code, GMP data source)",
+                labels=args.labels,
+                service_account_email=self.identity.email,
+                containers=[grafana, frontend],
+                ingress=args.ingress,
+                # Grafana keeps sessions in its local SQLite: one instance so a login sticks.
+                min_instances=0,
+                max_instances=1,
+                deletion_protection=args.deletion_protection,
+                volumes=[bucket_volume("monitoring", args.bucket)],
+                files_sha256=args.files_sha256,
+                invokers=args.invokers,
+                needs=[self.identity, self.admin_password.accessor_binding],
+            ),
+            opts=child,
+        )
+        self.service = self.app.service
         self.url = self.service.uri
         self.register_outputs({"url": self.url, "service_account": self.identity.email})

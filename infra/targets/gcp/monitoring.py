@@ -13,9 +13,9 @@ import yaml
 
 from infra.platform import Monitoring
 from infra.targets.gcp.alerting import Alerting, AlertingArgs
+from infra.targets.gcp.cloudrun import files_sha256
 from infra.targets.gcp.grafana import FRONTEND_PORT, MOUNT_DIR, Grafana, GrafanaArgs
 from infra.targets.gcp.rule_evaluator import CONFIG_OBJECT, RuleEvaluator, RuleEvaluatorArgs
-from infra.targets.gcp.service import files_sha256
 
 # What Grafana's data source points at: the GMP query frontend sidecar in the Grafana service.
 GRAFANA_PROMETHEUS_URL = f"http://127.0.0.1:{FRONTEND_PORT}"

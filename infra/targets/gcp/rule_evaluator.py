@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from infra.targets.gcp.cloudrun import CloudRunApp, CloudRunAppArgs, bucket_volume
 from infra.targets.gcp.identity import RULE_EVALUATOR_PROJECT_ROLES, ServiceIdentity, ServiceIdentityArgs
-from infra.targets.gcp.service import FILES_ANNOTATION
 
 run = gcp.cloudrunv2
 
@@ -85,31 +85,27 @@ class RuleEvaluator(pulumi.ComponentResource):
                 run.ServiceTemplateContainerVolumeMountArgs(name="monitoring", mount_path=MOUNT_DIR)
             ],
         )
-        self.service = run.Service(
-            f"{name}-service",
-            project=args.project,
-            location=args.region,
-            name=args.service_name,
-            description="scamguard recording rules (GMP rule evaluator)",
-            labels=args.labels,
-            # Nothing calls it; internal-only and no invoker bindings.
-            ingress="INGRESS_TRAFFIC_INTERNAL_ONLY",
-            deletion_protection=args.deletion_protection,
-            template=run.ServiceTemplateArgs(
+        self.app = CloudRunApp(
+            name,
+            CloudRunAppArgs(
+                project=args.project,
+                region=args.region,
+                service_name=args.service_name,
+                description="scamguard recording rules (GMP rule evaluator)",
                 labels=args.labels,
-                annotations={FILES_ANNOTATION: args.files_sha256},
-                service_account=self.identity.email,
-                execution_environment="EXECUTION_ENVIRONMENT_GEN2",
-                # Two evaluators would write every recorded sample twice.
-                scaling=run.ServiceTemplateScalingArgs(min_instance_count=1, max_instance_count=1),
+                service_account_email=self.identity.email,
                 containers=[evaluator],
-                volumes=[
-                    run.ServiceTemplateVolumeArgs(
-                        name="monitoring",
-                        gcs=run.ServiceTemplateVolumeGcsArgs(bucket=args.bucket, read_only=True),
-                    )
-                ],
+                # Nothing calls it; internal-only and no invoker bindings.
+                ingress="internal",
+                # Two evaluators would write every recorded sample twice.
+                min_instances=1,
+                max_instances=1,
+                deletion_protection=args.deletion_protection,
+                volumes=[bucket_volume("monitoring", args.bucket)],
+                files_sha256=args.files_sha256,
+                needs=[self.identity],
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.identity]),
+            opts=child,
         )
+        self.service = self.app.service
         self.register_outputs({"service": self.service.name, "service_account": self.identity.email})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +12,7 @@ import pulumi_random as random
 import yaml
 
 from infra.platform import Service
+from infra.targets.gcp.cloudrun import CloudRunApp, CloudRunAppArgs, secret_volume
 from infra.targets.gcp.secrets import MountedSecret, MountedSecretArgs
 
 run = gcp.cloudrunv2
@@ -28,19 +28,11 @@ GMP_CONFIG_FILE = "config.yaml"
 SCRAPE_JOB = "scamguard"
 API_KEYS_DIR = "/secrets/api-keys"
 API_KEYS_FILE = "keys"
-# Revision-template annotation carrying the digest of the files a service reads from its bucket at
-# start: a new digest is a new revision, so changed rules or dashboards reach the running service.
-FILES_ANNOTATION = "scamguard.io/files-sha256"
 # Cloud Run mounts secret volumes owned by root (gen2, and always with sidecars): the file must be
 # readable by others for the API's uid 10001, or the service refuses to start (an unreadable key
 # file is a startup error by design). tests/container proves both modes against the real image.
 API_KEYS_FILE_MODE = 0o444
 
-INGRESS = {
-    "all": "INGRESS_TRAFFIC_ALL",
-    "internal": "INGRESS_TRAFFIC_INTERNAL_ONLY",
-    "internal-and-cloud-load-balancing": "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
-}
 LATEST = "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST"
 REVISION = "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION"
 
@@ -94,7 +86,7 @@ class CloudRunServiceArgs:
     network: pulumi.Input[str]
     subnetwork: pulumi.Input[str]
     vpc_egress: str  # PRIVATE_RANGES_ONLY | ALL_TRAFFIC
-    ingress: str  # key of INGRESS
+    ingress: str  # key of cloudrun.INGRESS
     min_instances: int
     max_instances: int
     concurrency: int
@@ -137,8 +129,6 @@ class CloudRunService(Service):
         self, name: str, args: CloudRunServiceArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("scamguard:gcp:CloudRunService", name, None, opts)
-        if args.ingress not in INGRESS:
-            raise ValueError(f"ingress must be one of {sorted(INGRESS)}, got {args.ingress!r}")
         child = pulumi.ResourceOptions(parent=self)
         api_keys = args.api_keys
         if api_keys is None:
@@ -217,23 +207,21 @@ class CloudRunService(Service):
                 run.ServiceTemplateContainerVolumeMountArgs(name="gmp-config", mount_path=GMP_CONFIG_DIR)
             ],
         )
-        self.service = run.Service(
-            f"{name}-service",
-            project=args.project,
-            location=args.region,
-            name=args.service_name,
-            description="scamguard scam/phishing email classifier API",
-            labels=args.labels,
-            ingress=INGRESS[args.ingress],
-            deletion_protection=args.deletion_protection,
-            template=run.ServiceTemplateArgs(
+        self.app = CloudRunApp(
+            name,
+            CloudRunAppArgs(
+                project=args.project,
+                region=args.region,
+                service_name=args.service_name,
+                description="scamguard scam/phishing email classifier API",
                 labels=args.labels,
-                service_account=args.service_account_email,
-                execution_environment="EXECUTION_ENVIRONMENT_GEN2",
-                max_instance_request_concurrency=args.concurrency,
-                scaling=run.ServiceTemplateScalingArgs(
-                    min_instance_count=args.min_instances, max_instance_count=args.max_instances
-                ),
+                service_account_email=args.service_account_email,
+                containers=[api, collector],
+                ingress=args.ingress,
+                min_instances=args.min_instances,
+                max_instances=args.max_instances,
+                deletion_protection=args.deletion_protection,
+                concurrency=args.concurrency,
                 vpc_access=run.ServiceTemplateVpcAccessArgs(
                     egress=args.vpc_egress,
                     network_interfaces=[
@@ -242,51 +230,26 @@ class CloudRunService(Service):
                         )
                     ],
                 ),
-                containers=[api, collector],
                 volumes=[
-                    run.ServiceTemplateVolumeArgs(
-                        name="api-keys",
-                        secret=run.ServiceTemplateVolumeSecretArgs(
-                            secret=self.api_keys.secret_id,
-                            default_mode=API_KEYS_FILE_MODE,
-                            items=[
-                                run.ServiceTemplateVolumeSecretItemArgs(
-                                    path=API_KEYS_FILE, version=self.api_keys.version
-                                )
-                            ],
-                        ),
+                    secret_volume(
+                        "api-keys",
+                        self.api_keys.secret_id,
+                        self.api_keys.version,
+                        API_KEYS_FILE,
+                        mode=API_KEYS_FILE_MODE,
                     ),
-                    run.ServiceTemplateVolumeArgs(
-                        name="gmp-config",
-                        secret=run.ServiceTemplateVolumeSecretArgs(
-                            secret=self.gmp_config.secret_id,
-                            items=[
-                                run.ServiceTemplateVolumeSecretItemArgs(
-                                    path=GMP_CONFIG_FILE, version=self.gmp_config.version
-                                )
-                            ],
-                        ),
+                    secret_volume(
+                        "gmp-config", self.gmp_config.secret_id, self.gmp_config.version, GMP_CONFIG_FILE
                     ),
                 ],
+                traffics=traffic_split(args.canary_percent, args.stable_revision),
+                invokers=["allUsers"] if args.public or args.edge_url else list(args.invokers),
+                # A new revision must be able to read its secrets the moment it starts.
+                needs=[self.api_keys.accessor_binding, self.gmp_config.accessor_binding],
             ),
-            traffics=traffic_split(args.canary_percent, args.stable_revision),
-            # A new revision must be able to read its secrets the moment it starts.
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[self.api_keys.accessor_binding, self.gmp_config.accessor_binding]
-            ),
+            opts=child,
         )
-
-        members = ["allUsers"] if args.public or args.edge_url else list(args.invokers)
-        for member in members:
-            gcp.cloudrunv2.ServiceIamMember(
-                f"{name}-invoker-{member_slug(member)}",
-                project=args.project,
-                location=args.region,
-                name=self.service.name,
-                role="roles/run.invoker",
-                member=member,
-                opts=child,
-            )
+        self.service = self.app.service
 
         self.run_url = self.service.uri
         self.url = pulumi.Output.from_input(args.edge_url) if args.edge_url else self.service.uri
@@ -300,17 +263,3 @@ class CloudRunService(Service):
         self.register_outputs(
             {"url": self.url, "run_url": self.run_url, "name": self.name, "canary_url": self.canary_url}
         )
-
-
-def member_slug(member: str) -> str:
-    """A stable, URN-safe resource name suffix for an IAM member."""
-    kind, _, who = member.partition(":")
-    return (kind + "-" + who if who else kind).lower().replace("@", "-at-").replace(".", "-")[:60]
-
-
-def files_sha256(files: Mapping[str, str]) -> str:
-    """One digest over file paths and contents, independent of their order."""
-    digest = hashlib.sha256()
-    for path in sorted(files):
-        digest.update(f"{path}\0{len(files[path])}\0{files[path]}".encode())
-    return digest.hexdigest()
