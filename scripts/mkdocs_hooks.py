@@ -53,7 +53,7 @@ def metrics() -> str:
     rows = ["| Metric | Type | Meaning |", "| --- | --- | --- |"]
     for value in vars(module).values():
         if isinstance(value, MetricWrapperBase):
-            family = value.describe()[0]
+            (family, *_) = value.describe()  # typed as an Iterable of one family
             name = family.name + ("_total" if family.type == "counter" else "")
             rows.append(f"| `{name}` | {family.type} | {_cell(family.documentation)} |")
     return "\n".join(rows) + "\n"
