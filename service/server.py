@@ -119,9 +119,15 @@ async def serve(settings: Settings) -> int:
     signalled = asyncio.ensure_future(shutdown.stopping.wait())
     await asyncio.wait([serving, signalled], return_when=asyncio.FIRST_COMPLETED)
     if serving.done():  # the server ended without a signal: startup failed (port taken, lifespan error)
+        signalled.cancel()
         exc = serving.exception()
         if exc is not None:
-            logger.error("the server stopped", exc_info=exc)
+            logger.error(
+                "the server could not start on %s:%s (%s); free the port or set PORT",
+                settings.host,
+                settings.port,
+                str(exc).splitlines()[0],
+            )
         return 3
     # Leave ~1 s of the grace period for the lifespan shutdown and the process exit.
     remaining = settings.shutdown_grace_seconds - settings.shutdown_drain_delay_seconds - 1

@@ -346,3 +346,22 @@ def test_draining_answers_say_connection_close(start_server) -> None:
         assert (status, headers.get("connection")) == (200, "close")
         assert sock.recv(1) == b""  # and the server closed it after that answer
     assert server.process.wait(timeout=10) == 0
+
+
+def test_a_port_in_use_stops_the_process_with_an_error(tmp_path: pathlib.Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SCAMGUARD_")}
+        env.update({"HOST": "127.0.0.1", "PORT": str(port)})
+        result = subprocess.run(
+            [sys.executable, "-m", "service"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == 3, result.stderr[-2000:]
+    errors = [json.loads(line) for line in result.stderr.splitlines() if '"ERROR"' in line]
+    assert len(errors) == 1, result.stderr[-2000:]
+    assert errors[0]["message"].startswith(f"the server could not start on 127.0.0.1:{port}")
+    assert "Address already in use" in errors[0]["message"]
