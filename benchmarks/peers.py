@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -40,6 +39,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks import wrk
 from benchmarks.openloop import http_request, open_loop
 from benchmarks.reliability import EMAIL, HOST, REPO, _rss_mb, free_port
 
@@ -155,23 +155,17 @@ def _write(work: Path, name: str, text: str) -> Path:
     return path
 
 
+def _uvicorn(app: str) -> Callable[[str, int, Path], list[str]]:
+    """Serve the ASGI app `module:attribute` from the work directory with uvicorn's defaults."""
+    return lambda py, port, work: [py, "-m", "uvicorn", "--app-dir", str(work), "--port", str(port),
+                                   "--log-level", "warning", "--no-access-log", app]  # fmt: skip
+
+
 PEERS: dict[str, Peer] = {
     "asgi-constant": Peer(
         "asgi-constant",
         ("uvicorn[standard]==0.54.0",),
-        lambda py, port, work: [
-            py,
-            "-m",
-            "uvicorn",
-            "--app-dir",
-            str(work),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "constant:app",
-        ],
+        _uvicorn("constant:app"),
         lambda text: ("/", _json({"text": text})),
     ),
     "scamguard": Peer(
@@ -184,19 +178,7 @@ PEERS: dict[str, Peer] = {
     "fastapi-sklearn": Peer(
         "fastapi-sklearn",
         ("fastapi", "uvicorn[standard]", SKLEARN, "joblib"),
-        lambda py, port, work: [
-            py,
-            "-m",
-            "uvicorn",
-            "--app-dir",
-            str(work),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "fastapi_app:app",
-        ],
+        _uvicorn("fastapi_app:app"),
         lambda text: ("/predict", _json({"text": text})),
         lambda texts: ("/predict_batch", _json({"texts": texts})),
     ),
@@ -287,6 +269,7 @@ class Figures:
     cold_start_s: float = float("nan")
     rps_1: float = float("nan")
     p50_1_ms: float = float("nan")
+    p99_1_ms: float = float("nan")
     rps_32: float = float("nan")
     p50_32_ms: float = float("nan")
     p99_32_ms: float = float("nan")
@@ -294,38 +277,6 @@ class Figures:
     cpu_us_per_request: float = float("nan")
     rss_mb: float = float("nan")
     open_loop: dict[int, tuple[float, float]] = field(default_factory=dict)  # rate -> (2xx share, p99 ms)
-
-
-def _lua(path: str, body: bytes) -> str:
-    return (
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.path = {json.dumps(path)}\nwrk.body = {json.dumps(body.decode())}\n"
-    )
-
-
-def wrk(port: int, connections: int, seconds: int, path: str, body: bytes) -> tuple[float, float, float, int]:
-    """(req/s, p50 ms, p99 ms, requests) of a closed-loop run; non-2xx answers make it fail."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_lua(path, body))
-    pin = ["taskset", "-c", "1"] if (os.cpu_count() or 1) >= 2 and shutil.which("taskset") else []
-    try:
-        out = subprocess.run(  # noqa: S603 - fixed argv
-            [*pin, shutil.which("wrk") or "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
-             "-s", script.name, f"http://{HOST}:{port}{path}"],
-            capture_output=True, text=True, timeout=seconds + 60, check=True,
-        ).stdout  # fmt: skip
-    finally:
-        os.unlink(script.name)
-    if "Non-2xx" in out:
-        raise RuntimeError(f"non-2xx answers under load:\n{out}")
-
-    def ms(label: str) -> float:
-        value, unit = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
-        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return rps, ms("50"), ms("99"), requests
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -398,14 +349,22 @@ def measure(peer: Peer, python: str, work: Path, seconds: int) -> Figures:
     with started(peer, python, work) as (port, process, cold):
         figures.cold_start_s = cold
         path, body = peer.single(EMAIL)
-        wrk(port, 32, 2, path, body)  # warm-up
-        figures.rps_1, figures.p50_1_ms, _, _ = wrk(port, 1, max(3, seconds // 2), path, body)
+        wrk.run(port, 32, 2, path, body)  # warm-up
+        one = wrk.run(port, 1, max(3, seconds // 2), path, body)
+        figures.rps_1, figures.p50_1_ms, figures.p99_1_ms = one.requests_per_second, one.p50_ms, one.p99_ms
         cpu_before = _cpu_seconds(process.pid)
-        figures.rps_32, figures.p50_32_ms, figures.p99_32_ms, requests = wrk(port, 32, seconds, path, body)
-        figures.cpu_us_per_request = (_cpu_seconds(process.pid) - cpu_before) / requests * 1e6
+        many = wrk.run(port, 32, seconds, path, body)
+        figures.cpu_us_per_request = (_cpu_seconds(process.pid) - cpu_before) / many.requests * 1e6
+        figures.rps_32, figures.p50_32_ms, figures.p99_32_ms = (
+            many.requests_per_second,
+            many.p50_ms,
+            many.p99_ms,
+        )
         if peer.batch is not None:
             batch_path, batch_body = peer.batch([EMAIL] * BATCH)
-            figures.batch_emails_s = wrk(port, 8, seconds, batch_path, batch_body)[0] * BATCH
+            figures.batch_emails_s = (
+                wrk.run(port, 8, seconds, batch_path, batch_body).requests_per_second * BATCH
+            )
         request = http_request("POST", path, body, {"Content-Type": "application/json"})
         for rate in OPEN_LOOP_RATES:
             result = asyncio.run(open_loop(HOST, port, [request], rate, 5))
@@ -417,7 +376,9 @@ def measure(peer: Peer, python: str, work: Path, seconds: int) -> Figures:
 COLUMNS: list[tuple[str, Callable[[Figures], float], str]] = [
     ("req/s @1", lambda f: f.rps_1, "{:,.0f}"),
     ("p50 ms @1", lambda f: f.p50_1_ms, "{:.2f}"),
+    ("p99 ms @1", lambda f: f.p99_1_ms, "{:.2f}"),
     ("req/s @32", lambda f: f.rps_32, "{:,.0f}"),
+    ("p50 ms @32", lambda f: f.p50_32_ms, "{:.1f}"),
     ("p99 ms @32", lambda f: f.p99_32_ms, "{:.1f}"),
     ("e-mails/s, batch 32", lambda f: f.batch_emails_s, "{:,.0f}"),
     ("CPU µs/req", lambda f: f.cpu_us_per_request, "{:,.0f}"),

@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import statistics
@@ -26,37 +25,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks import wrk
 from benchmarks.reliability import EMAIL, HOST, REPO, free_port, get
+from benchmarks.wrk import WrkResult
 
 BATCH = 32
-
-
-@dataclass(frozen=True)
-class Figure:
-    requests_per_second: float
-    p99_ms: float
-
-
-def wrk(url: str, seconds: int, body: str | None) -> Figure:
-    argv = [shutil.which("wrk") or "wrk", "-t1", "-c32", f"-d{seconds}s", "--latency"]
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        if body is not None:
-            script.write(
-                'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                f"wrk.body = {json.dumps(body)}\n"
-            )
-    try:
-        out = subprocess.run(  # noqa: S603 - fixed argv
-            [*argv, "-s", script.name, url], capture_output=True, text=True, timeout=seconds + 30, check=True
-        ).stdout
-    finally:
-        os.unlink(script.name)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
-    return Figure(rps, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit])
 
 
 @contextlib.contextmanager
@@ -77,7 +52,7 @@ def reference_checkout(revision: str) -> Iterator[tuple[Path, str]]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def measure(tree: Path, python: str) -> dict[str, Figure]:
+def measure(tree: Path, python: str) -> dict[str, WrkResult]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(tree), "SCAMGUARD_HOST": HOST, "SCAMGUARD_PORT": str(port),
            "SCAMGUARD_LOG_LEVEL": "WARNING", "SCAMGUARD_RATE_LIMIT": ""}  # fmt: skip
@@ -89,13 +64,12 @@ def measure(tree: Path, python: str) -> dict[str, Figure]:
             if time.monotonic() > deadline or process.poll() is not None:
                 raise SystemExit(f"the service in {tree} did not come up")
             time.sleep(0.1)
-        base = f"http://{HOST}:{port}"
-        single, batch = json.dumps({"text": EMAIL}), json.dumps({"texts": [EMAIL] * BATCH})
-        wrk(base + "/v1/classify", 2, single)
+        single, batch = json.dumps({"text": EMAIL}).encode(), json.dumps({"texts": [EMAIL] * BATCH}).encode()
+        wrk.run(port, 32, 2, "/v1/classify", single)
         return {
-            "classify": wrk(base + "/v1/classify", 8, single),
-            "batch": wrk(base + "/v1/classify", 8, batch),
-            "healthz": wrk(base + "/healthz", 5, None),
+            "classify": wrk.run(port, 32, 8, "/v1/classify", single),
+            "batch": wrk.run(port, 32, 8, "/v1/classify", batch),
+            "healthz": wrk.run(port, 32, 5, "/healthz"),
         }
     finally:
         process.send_signal(signal.SIGTERM)
@@ -113,7 +87,7 @@ def main() -> int:
     parser.add_argument("--ref", required=True, help="git revision to compare this checkout with")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    results: dict[str, list[dict[str, Figure]]] = {}
+    results: dict[str, list[dict[str, WrkResult]]] = {}
     with reference_checkout(args.ref) as (tree, python):
         sides = {f"ref {args.ref}": (tree, python), "this checkout": (REPO, sys.executable)}
         for r in range(args.rounds):

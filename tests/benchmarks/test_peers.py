@@ -22,6 +22,7 @@ def figures(rps_32: float, batch: float = float("nan")) -> peers.Figures:
         cold_start_s=1.0,
         rps_1=rps_32 / 4,
         p50_1_ms=0.5,
+        p99_1_ms=1.0,
         rps_32=rps_32,
         p50_32_ms=5.0,
         p99_32_ms=12.0,
@@ -40,7 +41,7 @@ def test_report_gives_medians_ratios_and_noise(capsys: pytest.CaptureFixture[str
         }
     )
     out = capsys.readouterr().out
-    assert "| scamguard | 625 | 0.50 | 2,500 | 12.0 | 6,000 |" in out
+    assert "| scamguard | 625 | 0.50 | 1.00 | 2,500 | 5.0 | 12.0 | 6,000 |" in out
     assert "scamguard / mlserver: 10.00x req/s at 32 connections" in out
     assert "scamguard batch of 32: 2.40x the single-e-mail throughput in e-mails/s" in out
     assert "  scamguard: 40% (2,000 3,000 2,500)" in out
@@ -71,7 +72,7 @@ def test_a_real_run_of_this_api_against_the_ceiling(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    row = re.search(r"^\| scamguard \| ([\d,]+) \| [\d.]+ \| ([\d,]+) \|", out, re.MULTILINE)
+    row = re.search(r"^\| scamguard \| ([\d,]+) \| [\d.]+ \| [\d.]+ \| ([\d,]+) \|", out, re.MULTILINE)
     assert row, out
     assert int(row.group(2).replace(",", "")) > 0
     assert re.search(r"^scamguard / asgi-constant: [\d.]+x req/s at 32 connections$", out, re.MULTILINE)
