@@ -26,14 +26,26 @@ def _covered_by(path: str, roots: list[str]) -> bool:
     return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
 
 
-def test_every_python_file_belongs_to_a_suite() -> None:
+def _orphans(files: set[str]) -> list[str]:
     table = suites_module.suites()
-    orphans = sorted(
+    return sorted(
         path
-        for path in _python_files()
+        for path in files
         if not any(_covered_by(path, [*suite["code"], *suite["tests"]]) for suite in table.values())
     )
+
+
+def test_every_python_file_belongs_to_a_suite() -> None:
+    orphans = _orphans(_python_files())
     assert not orphans, f"in no suite of pyproject.toml [tool.scamguard.suites]: {orphans}"
+
+
+def test_the_check_sees_a_file_no_suite_lists() -> None:
+    # A new top-level package, and a look-alike of a listed folder's name, are both orphans.
+    assert _orphans({"newpkg/module.py", "services/x.py", "service/app.py"}) == [
+        "newpkg/module.py",
+        "services/x.py",
+    ]
 
 
 def test_no_test_runs_in_two_environments() -> None:
