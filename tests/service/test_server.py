@@ -275,9 +275,14 @@ def test_oversized_headers_get_431_and_a_close(start_server) -> None:
         assert answer == b"reset" or answer.startswith(b"HTTP/1.1 431 "), answer[:100]
     # Sent whole before the answer (a small buffer overflowed by little), the 431 itself is readable.
     tight = b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 17_000 + b"\r\n\r\n"
-    answer = _raw_exchange(server.port, tight)
-    assert answer.startswith(b"HTTP/1.1 431 "), answer[:100]
-    assert b"connection: close" in answer.lower()
+    # The few bytes past the buffer stay unread, so the close may still reset the connection and
+    # take the answer with it: of several tries, each is a 431 or a reset, and one at least is read.
+    tight_answers = [_raw_exchange(server.port, tight) for _ in range(5)]
+    readable = [answer for answer in tight_answers if answer != b"reset"]
+    assert readable, "every try was reset: the 431 itself was never seen"
+    for answer in readable:
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:100]
+        assert b"connection: close" in answer.lower()
     # Under the limit, the same header is fine; a 1 MB body is not bound by the header buffer.
     fine = b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 8000 + b"\r\nConnection: close\r\n\r\n"
     assert _raw_exchange(server.port, fine).startswith(b"HTTP/1.1 200 ")
