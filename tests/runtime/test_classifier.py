@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pathlib
+import random
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 
 from runtime.classifier import DEFAULT_MODEL_DIR, ModelInfo, ModelLoadError, ScamClassifier
 
+from .adversarial_texts import adversarial, ordinary_html
 from .conftest import MODEL_DIR, REPO_ROOT
 
 PHISH = (
@@ -61,6 +63,31 @@ def test_scores_are_probabilities_and_rank_phishing_above_ham() -> None:
     assert not clf.is_scam(ham)
     assert clf.is_scam(clf.info.threshold)
     assert clf.score_many([PHISH, HAM, ""]) == [phish, ham, clf.score("")]
+
+
+def test_a_text_scores_the_same_alone_and_in_any_batch() -> None:
+    """A batch is scored in one pass (`decisions`), a single text without the per-text index: the
+    two must agree to the last bit, whatever the batch's order, duplicates or empty texts."""
+    clf = ScamClassifier.load(MODEL_DIR)
+    texts = [PHISH, HAM, "", "zzqx qqzx", "verify", PHISH, *adversarial(2_000).values(), ordinary_html(3_000)]
+    alone = [clf.score(text) for text in texts]
+    assert clf.score_many(texts) == alone
+    order = list(range(len(texts)))
+    random.Random(7).shuffle(order)
+    assert clf.score_many([texts[k] for k in order]) == [alone[k] for k in order]
+    assert clf.score_many([]) == []
+
+
+def test_no_bigram_spans_two_texts_of_a_batch() -> None:
+    """The last word of one text and the first of the next are not a pair: with a known bigram
+    split across them, each text still scores as it does alone."""
+    clf = ScamClassifier.load(MODEL_DIR)
+    # "click here" is a term of the model (else this test would prove nothing)
+    words = clf._word_ids
+    assert words["click"] * (len(words) + 1) + words["here"] in clf._bigram_keys
+    first, second = "please click", "here to verify your account"
+    assert clf.decisions([first, second]) == [clf.decision_function(first), clf.decision_function(second)]
+    assert clf.decisions([first, second])[0] != clf.decision_function(f"{first} {second}")
 
 
 @pytest.mark.parametrize("text", ["", " ", "\x00\x01", "<html></html>", "€" * 10_000, "a" * 200_000])
