@@ -7,8 +7,9 @@ from that revision's `service/requirements.lock` (so each side runs the dependen
 Each round starts both servers in turn (`python -m service`, pinned to CPU 0 when there are two or
 more CPUs), warms each for 2 s, then runs `wrk -t1 -c32` on: `/v1/classify` with one ~2 KB e-mail
 (8 s), a batch of 32 of them (8 s) and `/healthz` (5 s), and stops the server by its PID. Rounds
-interleave the two so that drift on a shared machine hits both; the table gives each round and the
-median, with the load average.
+interleave the two (alternating which goes first) so that drift on a shared machine hits both; the
+table gives each round and the median, then the ratio of the two sides paired by round, with the
+load average.
 """
 
 from __future__ import annotations
@@ -89,9 +90,10 @@ def main() -> int:
     args = parser.parse_args()
     results: dict[str, list[dict[str, WrkResult]]] = {}
     with reference_checkout(args.ref) as (tree, python):
-        sides = {f"ref {args.ref}": (tree, python), "this checkout": (REPO, sys.executable)}
+        sides = [(f"ref {args.ref}", tree, python), ("this checkout", REPO, sys.executable)]
         for r in range(args.rounds):
-            for name, (root, interpreter) in sides.items():
+            # Alternate which side goes first, so that neither always runs on a warmer machine.
+            for name, root, interpreter in sides if r % 2 == 0 else sides[::-1]:
                 figures = measure(root, interpreter)
                 results.setdefault(name, []).append(figures)
                 print(
@@ -114,8 +116,29 @@ def main() -> int:
             label = f"batch of {BATCH}" if endpoint == "batch" else endpoint
             email_cell = f"{emails:,.0f}" if endpoint != "healthz" else ""
             print(f"| {name} | {label} | {per_round} | {rps:,.0f} | {email_cell} | {p99:.1f} |")
+    ref_rounds, our_rounds = results[f"ref {args.ref}"], results["this checkout"]
+    print("\nPaired by round (this checkout / ref; the same minutes of a noisy machine):")
+    for endpoint in ("classify", "batch", "healthz"):
+        for what, key in (("req/s", "requests_per_second"), ("p99", "p99_ms")):
+            ratios = paired_ratios(
+                [getattr(f[endpoint], key) for f in ref_rounds],
+                [getattr(f[endpoint], key) for f in our_rounds],
+            )
+            print(
+                f"  {endpoint:<9} {what:<6} median {statistics.median(ratios):.3f}  "
+                f"(rounds {' '.join(f'{x:.2f}' for x in ratios)})"
+            )
     print(f"load average {os.getloadavg()[0]:.2f}")
     return 0
+
+
+def paired_ratios(reference: list[float], ours: list[float]) -> list[float]:
+    """Per round, ours / reference: each ratio compares two runs minutes apart, so a machine that
+    drifts by tens of percent over the run moves both sides of it (the medians of each side do not
+    cancel that drift)."""
+    if len(reference) != len(ours):
+        raise ValueError(f"{len(reference)} reference rounds against {len(ours)} of ours")
+    return [b / a if a else float("nan") for a, b in zip(reference, ours, strict=True)]
 
 
 if __name__ == "__main__":
