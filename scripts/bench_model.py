@@ -5,10 +5,12 @@
 Prints one JSON object per artifact: artifact size, load time (median and max of --loads fresh
 loads, checksums included), and the p50 / p99 / mean latency of `ScamClassifier.score` on typical
 ~2 KB e-mails: steady state (cycling through the e-mails) and the first time each e-mail is seen
-(after 200 warm-up e-mails). The e-mails are real ones from ../shared/data (1.8-2.2 KB texts of
-both classes) when the data is there, else generated text of the same size. `--compare-reference N`
-adds N interleaved rounds of the scorer with the serving normaliser vs `normalize_reference` (the
-same output, computed the plain way), the fair way to see what the fast path buys on a noisy machine.
+(after 200 warm-up e-mails); and e-mails per second scoring the same e-mails one per call and 32
+per call (`score_many`, one numpy pass per call). The e-mails are real ones from ../shared/data
+(1.8-2.2 KB texts of both classes) when the data is there, else generated text of the same size.
+`--compare-reference N` adds N interleaved rounds of the scorer with the serving normaliser vs
+`normalize_reference` (the same output, computed the plain way), the fair way to see what the fast
+path buys on a noisy machine.
 """
 
 from __future__ import annotations
@@ -127,6 +129,20 @@ def bench(model_dir: pathlib.Path, emails: list[str], calls: int, loads: int) ->
     started = time.perf_counter()
     clf.score_many(batch)
     batch_seconds = time.perf_counter() - started
+    # The same e-mails one call each and in calls of 32 (one numpy pass per call), alternated.
+    chunks = [emails[k : k + 32] for k in range(0, len(emails) - 31, 32)]
+    one_by_one, by_32 = [], []
+    for _ in range(3):
+        started = time.perf_counter()
+        for chunk in chunks:
+            for text in chunk:
+                clf.score(text)
+        one_by_one.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        for chunk in chunks:
+            clf.score_many(chunk)
+        by_32.append(time.perf_counter() - started)
+    scored = 32 * len(chunks)
     size = sum(p.stat().st_size for p in model_dir.iterdir() if p.is_file())
     return {
         "model": str(model_dir),
@@ -142,6 +158,8 @@ def bench(model_dir: pathlib.Path, emails: list[str], calls: int, loads: int) ->
         "first_seen_p50_ms": round(first_seen[len(first_seen) // 2] / 1e6, 4),
         "first_seen_p99_ms": round(first_seen[int(len(first_seen) * 0.99)] / 1e6, 4),
         "batch256_emails_per_s": round(len(batch) / batch_seconds),
+        "single_calls_emails_per_s": round(scored / statistics.median(one_by_one)),
+        "batch32_calls_emails_per_s": round(scored / statistics.median(by_32)),
     }
 
 
