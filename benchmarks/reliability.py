@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import os
@@ -669,6 +670,7 @@ def scenario_soak(base: Baseline, server: Server, seconds: float) -> list[Line]:
     rate = base.capacity * 0.7
     rss = []
     errors = 0
+    kinds: collections.Counter[str] = collections.Counter()  # why requests were not answered 200
     sent = ok = 0
     step = 30.0
     rounds = max(1, int(seconds // step))
@@ -677,12 +679,14 @@ def scenario_soak(base: Baseline, server: Server, seconds: float) -> list[Line]:
         sent += result.sent
         ok += result.ok
         errors += result.sent - result.ok  # every request not answered 200, whatever the reason
+        kinds.update(result.errors)
+        kinds.update({f"status {code}": n for code, n in result.statuses.items() if code != 200})
         rss.append(server.rss_mb())
     drift = (rss[-1] - rss[0]) / rss[0] if len(rss) > 1 else 0.0
     return [
         Line(
             f"soak {rounds * step:.0f} s at 0.7 C",
-            f"{ok} of {sent} answered 200, {errors} errors; "
+            f"{ok} of {sent} answered 200, {errors} errors {dict(kinds.most_common())}; "
             f"RSS {rss[0]:.0f} -> {rss[-1]:.0f} MB ({drift:+.1%})",
             errors == 0 and abs(drift) < 0.05,
         )
