@@ -10,7 +10,8 @@ per call (`score_many`, one numpy pass per call). The e-mails are real ones from
 (1.8-2.2 KB texts of both classes) when the data is there, else generated text of the same size.
 `--compare-reference N` adds N interleaved rounds of the scorer with the serving normaliser vs
 `normalize_reference` (the same output, computed the plain way), the fair way to see what the fast
-path buys on a noisy machine.
+path buys on a noisy machine. `--compare-revision REV` times this checkout's scorer against the one
+of REV (e.g. before a change to runtime/classifier.py) the same way, one e-mail and 32 per call.
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ import argparse
 import csv
 import gc
 import gzip
+import importlib.util
 import json
 import pathlib
 import random
 import statistics
+import subprocess
 import sys
 import time
+from typing import Any
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
@@ -32,7 +36,8 @@ import runtime.classifier as classifier_module
 from runtime.classifier import DEFAULT_MODEL_DIR, ScamClassifier
 from runtime.text import normalize_reference
 
-DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+REPO = pathlib.Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
 
 
 def typical_emails(n: int, seed: int = 7) -> list[str]:
@@ -163,6 +168,55 @@ def bench(model_dir: pathlib.Path, emails: list[str], calls: int, loads: int) ->
     }
 
 
+def compare_revision(
+    revision: str, model_dir: pathlib.Path, emails: list[str], rounds: int
+) -> dict[str, object]:
+    """The scorer of this checkout against `revision`'s `runtime/classifier.py`, in one process on
+    the same e-mails, alternating which goes first: median speed-up (theirs / ours in time) of one
+    e-mail per call and of 32 per call, with the range over the rounds."""
+    source = subprocess.run(  # noqa: S603 - fixed argv
+        ["git", "-C", str(REPO), "show", f"{revision}:runtime/classifier.py"],  # noqa: S607
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    spec = importlib.util.spec_from_loader(f"classifier_at_{revision}", loader=None)
+    assert spec is not None
+    theirs_module = importlib.util.module_from_spec(spec)
+    theirs_module.__file__ = str(REPO / "runtime" / "classifier.py")  # (its default model directory)
+    sys.modules[spec.name] = theirs_module  # dataclasses look their module up there
+    exec(compile(source, f"{revision}:runtime/classifier.py", "exec"), theirs_module.__dict__)  # noqa: S102
+    ours, theirs = ScamClassifier.load(model_dir), theirs_module.ScamClassifier.load(model_dir)
+    chunks = [emails[k : k + 32] for k in range(0, len(emails) - 31, 32)]
+
+    def one_by_one(clf: Any) -> float:
+        started = time.perf_counter()
+        for text in emails:
+            clf.score(text)
+        return time.perf_counter() - started
+
+    def by_32(clf: Any) -> float:
+        started = time.perf_counter()
+        for chunk in chunks:
+            clf.score_many(chunk)
+        return time.perf_counter() - started
+
+    out: dict[str, object] = {"revision": revision, "rounds": rounds}
+    gc.disable()
+    try:
+        for name, timed in (("single", one_by_one), ("batch32", by_32)):
+            ratios = []
+            for r in range(rounds):
+                if r % 2:
+                    mine, other = timed(ours), timed(theirs)
+                else:
+                    other, mine = timed(theirs), timed(ours)
+                ratios.append(other / mine)
+            out[f"{name}_speedup_median"] = round(statistics.median(ratios), 3)
+            out[f"{name}_speedup_range"] = [round(min(ratios), 2), round(max(ratios), 2)]
+    finally:
+        gc.enable()
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--model", type=pathlib.Path, action="append", help="artifact dir (repeatable)")
@@ -176,6 +230,12 @@ def main() -> int:
         metavar="ROUNDS",
         help="also time the scorer with normalize_reference, interleaved with the fast path",
     )
+    parser.add_argument(
+        "--compare-revision",
+        metavar="REV",
+        help="also time this checkout's scorer against REV's runtime/classifier.py, interleaved",
+    )
+    parser.add_argument("--rounds", type=int, default=21, help="rounds of --compare-revision")
     args = parser.parse_args()
     emails = typical_emails(args.emails)
     for model_dir in args.model or [DEFAULT_MODEL_DIR]:
@@ -183,6 +243,9 @@ def main() -> int:
         if args.compare_reference:
             clf = ScamClassifier.load(model_dir)
             comparison = compare_normalisers(clf, emails[200:], args.compare_reference)
+            print(json.dumps({"model": str(model_dir), **comparison}), flush=True)
+        if args.compare_revision:
+            comparison = compare_revision(args.compare_revision, model_dir, emails[200:], args.rounds)
             print(json.dumps({"model": str(model_dir), **comparison}), flush=True)
     return 0
 
