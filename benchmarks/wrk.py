@@ -22,27 +22,54 @@ class WrkResult:
     requests: int
 
 
-def run(port: int, connections: int, seconds: int, path: str, body: bytes | None = None) -> WrkResult:
-    """`wrk -t1` for `seconds` (on CPU 1 when there are two, the server being on CPU 0): a POST of
-    the JSON `body`, or a GET without one. Any non-2xx answer under load fails the run."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        if body is not None:
-            script.write(
-                'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                f"wrk.body = {json.dumps(body.decode())}\n"
-            )
+def script(body: bytes | None = None, forwarded_for_clients: int = 0) -> str:
+    """wrk's Lua script: a POST of the JSON `body` (else a GET); with `forwarded_for_clients` = N,
+    each request carries the next of N distinct X-Forwarded-For addresses (10.x.y.z), in a cycle."""
+    lines = []
+    if body is not None:
+        lines += [
+            'wrk.method = "POST"',
+            'wrk.headers["Content-Type"] = "application/json"',
+            f"wrk.body = {json.dumps(body.decode())}",
+        ]
+    if forwarded_for_clients > 0:
+        lines += [
+            f"local clients, client = {forwarded_for_clients}, 0",
+            "request = function()",
+            "  client = client % clients + 1",
+            '  wrk.headers["X-Forwarded-For"] = string.format("10.%d.%d.%d",',
+            "    math.floor(client / 65536) % 256, math.floor(client / 256) % 256, client % 256)",
+            "  return wrk.format()",
+            "end",
+        ]
+    return "".join(f"{line}\n" for line in lines)
+
+
+def run(
+    port: int,
+    connections: int,
+    seconds: int,
+    path: str,
+    body: bytes | None = None,
+    *,
+    forwarded_for_clients: int = 0,
+) -> WrkResult:
+    """`wrk -t1` for `seconds` (on CPU 1 when there are two, the server being on CPU 0) with
+    `script(body, forwarded_for_clients)`. Any non-2xx answer under load fails the run."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(script(body, forwarded_for_clients))
     pin = ["taskset", "-c", "1"] if (os.cpu_count() or 1) >= 2 and shutil.which("taskset") else []
     argv = [*pin, shutil.which("wrk") or "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
     try:
         out = subprocess.run(  # noqa: S603 - fixed argv
-            [*argv, "-s", script.name, f"http://{HOST}:{port}{path}"],
+            [*argv, "-s", lua.name, f"http://{HOST}:{port}{path}"],
             capture_output=True,
             text=True,
             timeout=seconds + 60,
             check=True,
         ).stdout
     finally:
-        os.unlink(script.name)
+        os.unlink(lua.name)
     if "Non-2xx" in out:
         raise RuntimeError(f"non-2xx answers under load:\n{out}")
     return parse(out)
