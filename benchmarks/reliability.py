@@ -539,13 +539,15 @@ def scenario_many_clients(base: Baseline, server: Server) -> list[Line]:
     body = json.dumps({"text": EMAIL}).encode()
     with running(SCAMGUARD_RATE_LIMIT="1000000/hour", SCAMGUARD_FORWARDED_HOPS="1") as limited:
         rss_before = limited.rss_mb()
-        presented = 0
-        for _ in range(4):  # bounded: about 40 s at 2,500 req/s
-            if presented >= MANY_CLIENTS:
+        # One run long enough for the whole cycle (wrk's script starts it afresh on every run, and
+        # calls request() once before it sends: one more request than addresses is needed).
+        presented, seconds = 0, max(5, math.ceil(MANY_CLIENTS / base.capacity * 1.3))
+        for _ in range(3):  # about 50 s at 2,500 req/s; a slower run is retried, 3 min at most
+            presented = wrk.run(limited.port, 32, seconds, "/v1/classify", body,
+                                forwarded_for_clients=MANY_CLIENTS).requests  # fmt: skip
+            if presented > MANY_CLIENTS:
                 break
-            seconds = max(5, math.ceil((MANY_CLIENTS - presented) / base.capacity * 1.2))
-            presented += wrk.run(limited.port, 32, seconds, "/v1/classify", body,
-                                 forwarded_for_clients=MANY_CLIENTS).requests  # fmt: skip
+            seconds = min(180, math.ceil(seconds * 1.5 * MANY_CLIENTS / max(presented, 1)))
         ratios = []
         for r in range(3):
             runs = {}
@@ -558,10 +560,10 @@ def scenario_many_clients(base: Baseline, server: Server) -> list[Line]:
     return [
         Line(
             "100,000 distinct clients",
-            f"{presented:,} requests from {min(presented, MANY_CLIENTS):,} addresses first; then req/s "
+            f"{presented:,} requests from {min(presented - 1, MANY_CLIENTS):,} addresses first; then req/s "
             f"{ratio:.2f}x that of one client (rounds {' '.join(f'{x:.2f}' for x in ratios)}); "
             f"RSS {rss_before:.0f} -> {rss_after:.0f} MB",
-            presented >= MANY_CLIENTS and ratio >= 0.9 and rss_after - rss_before < 64,
+            presented > MANY_CLIENTS and ratio >= 0.9 and rss_after - rss_before < 64,
         )
     ]
 

@@ -83,3 +83,6 @@ def test_wrk_really_sends_the_distinct_addresses_in_order() -> None:
     assert set(seen) == {"10.0.0.1", "10.0.0.2", "10.0.0.3"}
     cycle = {"10.0.0.1": "10.0.0.2", "10.0.0.2": "10.0.0.3", "10.0.0.3": "10.0.0.1"}
     assert all(cycle[a] == b for a, b in itertools.pairwise(seen))
+    # wrk calls request() once before it sends: a run starts at the second address, and covering
+    # N addresses takes N + 1 requests (the reliability command's 100,000-clients line counts so)
+    assert seen[0] == "10.0.0.2"
