@@ -11,8 +11,8 @@ The artifact (written by `python -m training.train`) is a directory with
 Scoring reproduces scikit-learn's `TfidfVectorizer(sublinear_tf=True, norm="l2")` over word 1-2-grams
 followed by `LogisticRegression.predict_proba`, without scikit-learn: normalise the text, map tokens
 to ids with one C-level dict pass, find unigram columns by indexing and bigram columns by binary
-search, then two dot products and a sigmoid. No per-token Python loop and no term strings are built;
-a batch goes through those steps once, with each term keyed by its text.
+search, then two sums per text and a sigmoid. No per-token Python loop and no term strings are
+built; a batch goes through those steps once, with each term keyed by its text.
 Loading is a JSON header, a word list and one uncompressed .npz (tens of milliseconds).
 """
 
