@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import http.server
 import itertools
-import os
-import shutil
 import threading
 from typing import ClassVar
 
 import pytest
 
 from benchmarks.wrk import parse, run, script
+from tests.tools import require_tool
 
 OUTPUT = """Running 8s test @ http://127.0.0.1:8080/v1/classify
   1 threads and 32 connections
@@ -66,9 +65,9 @@ class _RecordingHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None and not os.environ.get("CI"), reason="wrk is not installed")
 def test_wrk_really_sends_the_distinct_addresses_in_order() -> None:
     """The Lua runs inside wrk: only a real run shows that each request carries the next address."""
+    require_tool("wrk")
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RecordingHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
