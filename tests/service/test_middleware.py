@@ -1,5 +1,5 @@
 """The request pipeline (service/middleware.py): API keys, the in-flight bound, stalled uploads,
-repeated headers; the settings it is built from."""
+reading the body, repeated headers; the settings it is built from."""
 
 from __future__ import annotations
 
@@ -184,3 +184,74 @@ def test_first_of_repeated_key_headers_counts(make_client: ClientFactory) -> Non
         "/v1/classify", json={"text": HAM_TEXT}, headers=[("X-API-Key", "bad"), ("X-API-Key", "good")]
     )
     assert_error(bad, 401, "unauthorized")
+
+
+# --- reading the body --------------------------------------------------------------------------------
+
+
+async def _call_with_messages(
+    app: Any, messages: list[dict[str, Any]], headers: list[tuple[bytes, bytes]]
+) -> tuple[list[dict[str, Any]], int]:
+    """Call the app as a server would, with these body messages; a receive past them fails the test."""
+    calls = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        assert calls <= len(messages), "the pipeline read past the end of the body"
+        return messages[calls - 1]
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/v1/classify", "raw_path": b"/v1/classify", "query_string": b"",
+        "root_path": "", "headers": [(b"host", b"test"), (b"content-type", b"application/json"), *headers],
+        "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8000),
+    }  # fmt: skip
+    await app(scope, receive, send)
+    return sent, calls
+
+
+@pytest.mark.anyio
+async def test_body_with_content_length_is_complete_without_the_end_message() -> None:
+    """granian sends the last chunk with more_body=True and the end as a second, empty message:
+    once Content-Length bytes are in, the pipeline answers without waiting for that message (which
+    costs a hand-off between the server's thread and the event loop on every request)."""
+    app = create_app(make_settings())
+    app.state.service.load_model()
+    body = f'{{"text": "{HAM_TEXT}"}}'.encode()
+    half = len(body) // 2
+    chunks = [
+        {"type": "http.request", "body": body[:half], "more_body": True},
+        {"type": "http.request", "body": body[half:], "more_body": True},
+    ]
+    sent, calls = await _call_with_messages(app, chunks, [(b"content-length", str(len(body)).encode())])
+    assert calls == 2
+    assert sent[0]["status"] == 200
+    assert b'"label":"legitimate"' in sent[1]["body"]
+
+
+@pytest.mark.anyio
+async def test_chunked_body_is_read_to_its_last_message() -> None:
+    """Without Content-Length only more_body=False ends the body; 413 once it passes the limit."""
+    app = create_app(make_settings())
+    app.state.service.load_model()
+    body = f'{{"text": "{" ".join([HAM_TEXT] * 8)}"}}'.encode()  # over the smallest body limit
+    chunks = [
+        {"type": "http.request", "body": body[:10], "more_body": True},
+        {"type": "http.request", "body": body[10:], "more_body": True},
+        {"type": "http.request", "body": b"", "more_body": False},
+    ]
+    sent, calls = await _call_with_messages(app, chunks, [])
+    assert calls == 3
+    assert sent[0]["status"] == 200
+
+    small = create_app(make_settings(max_body_bytes=len(body) - 1))
+    small.state.service.load_model()
+    sent, calls = await _call_with_messages(small, chunks, [])
+    assert calls == 2
+    assert sent[0]["status"] == 413
