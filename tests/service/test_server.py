@@ -377,3 +377,26 @@ def test_a_port_in_use_stops_the_process_with_an_error(tmp_path: pathlib.Path) -
     assert len(errors) == 1, result.stderr[-2000:]
     assert errors[0]["message"].startswith(f"the server could not start on 127.0.0.1:{port}")
     assert "Address already in use" in errors[0]["message"]
+
+
+def _thread_policies(pid: int) -> list[int]:
+    """The scheduling policy of each thread of a process (field 41 of /proc/<pid>/task/<tid>/stat)."""
+    policies = []
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        after_name = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        policies.append(int(after_name[38]))
+    return policies
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is a Linux policy")
+def test_every_thread_runs_under_batch_scheduling_unless_turned_off(start_server) -> None:
+    """granian's I/O threads must not preempt the event loop's thread when they wake: the process
+    chooses SCHED_BATCH before it starts any thread, so all of them, the server's included, inherit it."""
+    server = start_server()
+    assert server.request("POST", "/v1/classify", json.dumps({"text": HAM_TEXT}).encode())[0] == 200
+    policies = _thread_policies(server.process.pid)
+    assert len(policies) > 1  # the server's own threads are there, not only the main thread
+    assert set(policies) == {os.SCHED_BATCH}
+
+    default = start_server(SCAMGUARD_BATCH_SCHEDULING="false")
+    assert set(_thread_policies(default.process.pid)) == {os.SCHED_OTHER}
