@@ -1,15 +1,23 @@
 """Same-run A/B of the service against another revision of it (e.g. before a server or pipeline change).
 
-    uv run --project service python -m benchmarks.server_ab --ref e65db1c [--rounds 3]
+    uv run --project service python -m benchmarks.server_ab --ref e65db1c [--rounds 15] [--seconds 3]
 
 The reference revision is checked out into a temporary git worktree with its own virtualenv, made
 from that revision's `service/requirements.lock` (so each side runs the dependencies it ships).
-Each round starts both servers in turn (`python -m service`, pinned to CPU 0 when there are two or
-more CPUs), warms each for 2 s, then runs `wrk -t1 -c32` on: `/v1/classify` with one ~2 KB e-mail
-(8 s), a batch of 32 of them (8 s) and `/healthz` (5 s), and stops the server by its PID. Rounds
-interleave the two (alternating which goes first) so that drift on a shared machine hits both; the
-table gives each round and the median, then the ratio of the two sides paired by round, with the
-load average.
+Both servers (`python -m service`, pinned to CPU 0 when there are two or more CPUs) start once and
+stay up; each is warmed for 2 s. Then, per endpoint - `/v1/classify` with one ~2 KB e-mail, a batch
+of 32 of them, `/healthz` - each round runs `wrk -t1 -c32` for a few seconds on one side and right
+after on the other (alternating which goes first). On a shared VM whose speed drifts by tens of
+percent within minutes, only runs seconds apart compare: the ratio is taken per round, and its
+median is the figure.
+
+Then the finer figure: both servers loaded at once, on the same core, by two wrk (16 connections
+each), for a few seconds per round. Each server's CPU time per request (from /proc) is taken over
+the same seconds of the same core, so the host's drift, which moves throughput by tens of percent
+between runs, moves both sides alike: on this project's VM the rounds of that ratio stay within
+a few percent, and two copies of the same code measure 0.99-1.00. The inverse of that ratio is the
+throughput one server would have against the other alone on the core (it is CPU-bound at 32
+connections); p99 comes from the runs alone, above.
 """
 
 from __future__ import annotations
@@ -24,8 +32,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import wrk
@@ -33,6 +43,11 @@ from benchmarks.reliability import EMAIL, HOST, REPO, free_port, get
 from benchmarks.wrk import WrkResult
 
 BATCH = 32
+ENDPOINTS = {
+    "classify": ("/v1/classify", json.dumps({"text": EMAIL}).encode()),
+    "batch": ("/v1/classify", json.dumps({"texts": [EMAIL] * BATCH}).encode()),
+    "healthz": ("/healthz", None),
+}
 
 
 @contextlib.contextmanager
@@ -53,7 +68,21 @@ def reference_checkout(revision: str) -> Iterator[tuple[Path, str]]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def measure(tree: Path, python: str) -> dict[str, WrkResult]:
+@dataclass
+class Run:
+    wrk: WrkResult
+    cpu_ms_per_request: float
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def running_service(tree: Path, python: str) -> Iterator[tuple[int, int]]:
+    """`python -m service` from `tree`, ready and warmed; yields (port, pid) and stops it by its PID."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(tree), "SCAMGUARD_HOST": HOST, "SCAMGUARD_PORT": str(port),
            "SCAMGUARD_LOG_LEVEL": "WARNING", "SCAMGUARD_RATE_LIMIT": ""}  # fmt: skip
@@ -65,13 +94,9 @@ def measure(tree: Path, python: str) -> dict[str, WrkResult]:
             if time.monotonic() > deadline or process.poll() is not None:
                 raise SystemExit(f"the service in {tree} did not come up")
             time.sleep(0.1)
-        single, batch = json.dumps({"text": EMAIL}).encode(), json.dumps({"texts": [EMAIL] * BATCH}).encode()
-        wrk.run(port, 32, 2, "/v1/classify", single)
-        return {
-            "classify": wrk.run(port, 32, 8, "/v1/classify", single),
-            "batch": wrk.run(port, 32, 8, "/v1/classify", batch),
-            "healthz": wrk.run(port, 32, 5, "/healthz"),
-        }
+        path, body = ENDPOINTS["classify"]
+        wrk.run(port, 32, 2, path, body)
+        yield port, process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -81,59 +106,124 @@ def measure(tree: Path, python: str) -> dict[str, WrkResult]:
             process.wait(10)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.server_ab", description=(__doc__ or "").split("\n\n")[0]
-    )
-    parser.add_argument("--ref", required=True, help="git revision to compare this checkout with")
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    results: dict[str, list[dict[str, WrkResult]]] = {}
-    with reference_checkout(args.ref) as (tree, python):
-        sides = [(f"ref {args.ref}", tree, python), ("this checkout", REPO, sys.executable)]
-        for r in range(args.rounds):
+def measure(port: int, pid: int, endpoint: str, seconds: int) -> Run:
+    path, body = ENDPOINTS[endpoint]
+    before = cpu_seconds(pid)
+    result = wrk.run(port, 32, seconds, path, body)
+    cpu = cpu_seconds(pid) - before
+    return Run(result, 1000 * cpu / max(1, result.requests))
+
+
+def measure_together(servers: list[tuple[int, int]], endpoint: str, seconds: int) -> list[Run]:
+    """Load every server at once (16 connections each) and return their runs, in order."""
+    path, body = ENDPOINTS[endpoint]
+    runs: list[Run | None] = [None] * len(servers)
+
+    def load(i: int, port: int, pid: int) -> None:
+        before = cpu_seconds(pid)
+        result = wrk.run(port, 16, seconds, path, body)
+        runs[i] = Run(result, 1000 * (cpu_seconds(pid) - before) / max(1, result.requests))
+
+    threads = [threading.Thread(target=load, args=(i, *server)) for i, server in enumerate(servers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if any(run is None for run in runs):
+        raise RuntimeError(f"a wrk run on {endpoint} failed (see above)")
+    return [run for run in runs if run is not None]
+
+
+Servers = dict[str, tuple[int, int]]  # side -> (port, pid)
+
+
+def rounds_alone(servers: Servers, rounds: int, seconds: int) -> dict[str, dict[str, list[Run]]]:
+    """Per endpoint and round, each side alone on the core, one right after the other."""
+    sides = list(servers)
+    results: dict[str, dict[str, list[Run]]] = {side: {} for side in sides}
+    for endpoint in ENDPOINTS:
+        for r in range(rounds):
             # Alternate which side goes first, so that neither always runs on a warmer machine.
-            for name, root, interpreter in sides if r % 2 == 0 else sides[::-1]:
-                figures = measure(root, interpreter)
-                results.setdefault(name, []).append(figures)
-                print(
-                    f"round {r + 1} {name:<20} "
-                    + "  ".join(
-                        f"{k} {f.requests_per_second:7.0f}/s p99 {f.p99_ms:6.1f} ms"
-                        for k, f in figures.items()
-                    ),
-                    flush=True,
-                )
-    print("\n| side | endpoint | req/s per round | median req/s | emails/s | median p99 ms |")
-    print("|---|---|---|---:|---:|---:|")
-    for name, rounds in results.items():
-        for endpoint in ("classify", "batch", "healthz"):
-            values = [figures[endpoint] for figures in rounds]
-            rps = statistics.median(f.requests_per_second for f in values)
-            emails = rps * (BATCH if endpoint == "batch" else 1)
-            per_round = " ".join(f"{f.requests_per_second:.0f}" for f in values)
-            p99 = statistics.median(f.p99_ms for f in values)
+            for side in sides if r % 2 == 0 else sides[::-1]:
+                results[side].setdefault(endpoint, []).append(measure(*servers[side], endpoint, seconds))
+            line = "  ".join(
+                f"{side}: {run.wrk.requests_per_second:7.0f}/s p99 {run.wrk.p99_ms:6.1f} ms"
+                for side, run in ((side, results[side][endpoint][-1]) for side in sides)
+            )
+            print(f"{endpoint:<9} alone    {r + 1:>2} {line}", flush=True)
+    return results
+
+
+def rounds_together(servers: Servers, rounds: int, seconds: int) -> dict[str, list[float]]:
+    """Per endpoint, the CPU-per-request ratio (second side / first) of runs with both loaded at once."""
+    (first, second), ratios = list(servers.values()), {}
+    for endpoint in ENDPOINTS:
+        for r in range(rounds):
+            a, b = measure_together([first, second], endpoint, seconds)
+            ratios.setdefault(endpoint, []).append(b.cpu_ms_per_request / a.cpu_ms_per_request)
+            print(
+                f"{endpoint:<9} together {r + 1:>2} CPU ms per request {a.cpu_ms_per_request:.3f} and "
+                f"{b.cpu_ms_per_request:.3f}: ratio {ratios[endpoint][-1]:.3f}",
+                flush=True,
+            )
+    return ratios
+
+
+def report(alone: dict[str, dict[str, list[Run]]], together: dict[str, list[float]]) -> None:
+    reference, ours = alone
+    print("\n| side | endpoint | median req/s | emails/s | median p99 ms |")
+    print("|---|---|---:|---:|---:|")
+    for side, endpoints in alone.items():
+        for endpoint, runs in endpoints.items():
+            rps = statistics.median(run.wrk.requests_per_second for run in runs)
+            emails = {"batch": f"{rps * BATCH:,.0f}", "classify": f"{rps:,.0f}"}.get(endpoint, "")
+            p99 = statistics.median(run.wrk.p99_ms for run in runs)
             label = f"batch of {BATCH}" if endpoint == "batch" else endpoint
-            email_cell = f"{emails:,.0f}" if endpoint != "healthz" else ""
-            print(f"| {name} | {label} | {per_round} | {rps:,.0f} | {email_cell} | {p99:.1f} |")
-    ref_rounds, our_rounds = results[f"ref {args.ref}"], results["this checkout"]
-    print("\nPaired by round (this checkout / ref; the same minutes of a noisy machine):")
-    for endpoint in ("classify", "batch", "healthz"):
-        for what, key in (("req/s", "requests_per_second"), ("p99", "p99_ms")):
+            print(f"| {side} | {label} | {rps:,.0f} | {emails} | {p99:.1f} |")
+    print(f"\nAlone, paired by round ({ours} / {reference}; runs seconds apart):")
+    for endpoint in ENDPOINTS:
+        for what, value in (("req/s", "requests_per_second"), ("p99", "p99_ms")):
             ratios = paired_ratios(
-                [getattr(f[endpoint], key) for f in ref_rounds],
-                [getattr(f[endpoint], key) for f in our_rounds],
+                [getattr(run.wrk, value) for run in alone[reference][endpoint]],
+                [getattr(run.wrk, value) for run in alone[ours][endpoint]],
             )
             print(
                 f"  {endpoint:<9} {what:<6} median {statistics.median(ratios):.3f}  "
                 f"(rounds {' '.join(f'{x:.2f}' for x in ratios)})"
             )
+    print(f"\nTogether on one core: CPU per request, {ours} / {reference}, and its inverse (throughput):")
+    for endpoint, ratios in together.items():
+        cost = statistics.median(ratios)
+        print(
+            f"  {endpoint:<9} cost median {cost:.3f} -> throughput {1 / cost:.3f}  "
+            f"(rounds {' '.join(f'{x:.3f}' for x in ratios)})"
+        )
     print(f"load average {os.getloadavg()[0]:.2f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.server_ab", description=(__doc__ or "").split("\n\n")[0]
+    )
+    parser.add_argument("--ref", required=True, help="git revision to compare this checkout with")
+    parser.add_argument("--rounds", type=int, default=15, help="paired runs alone, per endpoint")
+    parser.add_argument("--together-rounds", type=int, default=10, help="runs together, per endpoint")
+    parser.add_argument("--seconds", type=int, default=3, help="length of each wrk run")
+    args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        tree, python = stack.enter_context(reference_checkout(args.ref))
+        servers = {
+            f"ref {args.ref}": stack.enter_context(running_service(tree, python)),
+            "this checkout": stack.enter_context(running_service(REPO, sys.executable)),
+        }
+        alone = rounds_alone(servers, args.rounds, args.seconds)
+        together = rounds_together(servers, args.together_rounds, args.seconds)
+    report(alone, together)
     return 0
 
 
 def paired_ratios(reference: list[float], ours: list[float]) -> list[float]:
-    """Per round, ours / reference: each ratio compares two runs minutes apart, so a machine that
+    """Per round, ours / reference: each ratio compares two runs seconds apart, so a machine that
     drifts by tens of percent over the run moves both sides of it (the medians of each side do not
     cancel that drift)."""
     if len(reference) != len(ours):
