@@ -41,7 +41,8 @@ from pathlib import Path
 
 from benchmarks import wrk
 from benchmarks.openloop import http_request, open_loop
-from benchmarks.reliability import EMAIL, HOST, REPO, _rss_mb, free_port
+from benchmarks.procfs import cpu_seconds, rss_mb
+from benchmarks.reliability import EMAIL, HOST, REPO, free_port
 
 DATA = REPO.parent / "shared" / "data"
 SKLEARN = "scikit-learn==1.9.1"  # one version everywhere: the pickled pipeline loads in every peer
@@ -279,19 +280,6 @@ class Figures:
     open_loop: dict[int, tuple[float, float]] = field(default_factory=dict)  # rate -> (2xx share, p99 ms)
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its descendants."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    with contextlib.suppress(OSError):
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / ticks
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                total += _cpu_seconds(int(child))
-    return total
-
-
 def _post_ok(port: int, path: str, body: bytes) -> bool:
     try:
         with socket.create_connection((HOST, port), timeout=2) as sock:
@@ -352,9 +340,9 @@ def measure(peer: Peer, python: str, work: Path, seconds: int) -> Figures:
         wrk.run(port, 32, 2, path, body)  # warm-up
         one = wrk.run(port, 1, max(3, seconds // 2), path, body)
         figures.rps_1, figures.p50_1_ms, figures.p99_1_ms = one.requests_per_second, one.p50_ms, one.p99_ms
-        cpu_before = _cpu_seconds(process.pid)
+        cpu_before = cpu_seconds(process.pid)
         many = wrk.run(port, 32, seconds, path, body)
-        figures.cpu_us_per_request = (_cpu_seconds(process.pid) - cpu_before) / many.requests * 1e6
+        figures.cpu_us_per_request = (cpu_seconds(process.pid) - cpu_before) / many.requests * 1e6
         figures.rps_32, figures.p50_32_ms, figures.p99_32_ms = (
             many.requests_per_second,
             many.p50_ms,
@@ -369,7 +357,7 @@ def measure(peer: Peer, python: str, work: Path, seconds: int) -> Figures:
         for rate in OPEN_LOOP_RATES:
             result = asyncio.run(open_loop(HOST, port, [request], rate, 5))
             figures.open_loop[rate] = (result.ok / max(1, int(rate * 5)), result.percentile(0.99) * 1000)
-        figures.rss_mb = _rss_mb(process.pid)
+        figures.rss_mb = rss_mb(process.pid)
     return figures
 
 

@@ -36,6 +36,7 @@ from typing import Any
 
 from benchmarks import wrk
 from benchmarks.openloop import Result, http_request, open_loop
+from benchmarks.procfs import rss_mb
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -49,21 +50,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
-
-
-def _rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants (a server may run its workers as children)."""
-    total = 0.0
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1]) / 1024
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                total += _rss_mb(int(child))
-    except OSError:
-        pass
-    return total
 
 
 @dataclass
@@ -110,7 +96,7 @@ class Server:
 
     def rss_mb(self) -> float:
         # the service is the child of taskset's exec: same PID
-        return _rss_mb(self.pid)
+        return rss_mb(self.pid)
 
     def stop(self) -> int | None:
         if self.process is None:

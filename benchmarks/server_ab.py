@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import wrk
+from benchmarks.procfs import cpu_seconds
 from benchmarks.reliability import EMAIL, HOST, REPO, free_port, get
 from benchmarks.wrk import WrkResult
 
@@ -72,12 +73,6 @@ def reference_checkout(revision: str) -> Iterator[tuple[Path, str]]:
 class Run:
     wrk: WrkResult
     cpu_ms_per_request: float
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.contextmanager
