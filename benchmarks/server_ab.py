@@ -1,6 +1,8 @@
 """Same-run A/B of the service against another revision of it (e.g. before a server or pipeline change).
 
     uv run --project service python -m benchmarks.server_ab --ref e65db1c [--rounds 15] [--seconds 3]
+    uv run --project service python -m benchmarks.server_ab --ref HEAD \
+        --ref-env SCAMGUARD_BATCH_SCHEDULING=false   # a setting, on the same code
 
 The reference revision is checked out into a temporary git worktree with its own virtualenv, made
 from that revision's `service/requirements.lock` (so each side runs the dependencies it ships).
@@ -76,11 +78,13 @@ class Run:
 
 
 @contextlib.contextmanager
-def running_service(tree: Path, python: str) -> Iterator[tuple[int, int]]:
+def running_service(
+    tree: Path, python: str, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[int, int]]:
     """`python -m service` from `tree`, ready and warmed; yields (port, pid) and stops it by its PID."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(tree), "SCAMGUARD_HOST": HOST, "SCAMGUARD_PORT": str(port),
-           "SCAMGUARD_LOG_LEVEL": "WARNING", "SCAMGUARD_RATE_LIMIT": ""}  # fmt: skip
+           "SCAMGUARD_LOG_LEVEL": "WARNING", "SCAMGUARD_RATE_LIMIT": "", **(extra_env or {})}  # fmt: skip
     pin = ["taskset", "-c", "0"] if (os.cpu_count() or 1) >= 2 and shutil.which("taskset") else []
     process = subprocess.Popen([*pin, python, "-m", "service"], env=env, cwd=tree, stderr=subprocess.DEVNULL)  # noqa: S603
     try:
@@ -204,11 +208,19 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=15, help="paired runs alone, per endpoint")
     parser.add_argument("--together-rounds", type=int, default=10, help="runs together, per endpoint")
     parser.add_argument("--seconds", type=int, default=3, help="length of each wrk run")
+    parser.add_argument(
+        "--ref-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="environment of the reference side only: with --ref HEAD, compares a setting on the same code",
+    )
     args = parser.parse_args()
+    ref_env = dict(item.split("=", 1) for item in args.ref_env)
     with contextlib.ExitStack() as stack:
         tree, python = stack.enter_context(reference_checkout(args.ref))
         servers = {
-            f"ref {args.ref}": stack.enter_context(running_service(tree, python)),
+            f"ref {args.ref}": stack.enter_context(running_service(tree, python, ref_env)),
             "this checkout": stack.enter_context(running_service(REPO, sys.executable)),
         }
         alone = rounds_alone(servers, args.rounds, args.seconds)
