@@ -109,9 +109,12 @@ def test_hardened_container_classifies_over_http(image: str) -> None:
         assert "scamguard_model_ready 1.0" in metrics.text
 
         # The process really is confined: non-root, no capabilities, no privilege gain, read-only /.
+        # And it runs under the scheduling policy it chose for itself (service/server.py).
         probe = docker("exec", container.id, "/opt/venv/bin/python", "-c", _CONFINEMENT_SNIPPET).stdout
-        uid, cap_eff, no_new_privs, write_error = probe.split()
+        uid, cap_eff, no_new_privs, write_error, policies = probe.split()
         assert uid == str(SERVICE_UID)
+        # SCHED_BATCH (3) needs no capability: every thread of the service (PID 1) runs under it.
+        assert policies == "3", f"scheduling policies of the service's threads: {policies}"
         assert int(cap_eff, 16) == 0, f"effective capabilities {cap_eff}"
         assert no_new_privs == "1"
         assert write_error == "EROFS", "the root file system must be read-only"
@@ -130,7 +133,9 @@ try:
     err = 'WRITABLE'
 except OSError as exc:
     err = errno.errorcode[exc.errno]
-print(os.getuid(), status['CapEff'].strip(), status['NoNewPrivs'].strip(), err)
+policies = sorted({open(f'/proc/1/task/{t}/stat').read().rsplit(')', 1)[1].split()[38]
+                   for t in os.listdir('/proc/1/task')})
+print(os.getuid(), status['CapEff'].strip(), status['NoNewPrivs'].strip(), err, ','.join(policies))
 """
 
 
