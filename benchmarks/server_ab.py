@@ -20,11 +20,16 @@ between runs, moves both sides alike: on this project's VM the rounds of that ra
 a few percent, and two copies of the same code measure 0.99-1.00. The inverse of that ratio is the
 throughput one server would have against the other alone on the core (it is CPU-bound at 32
 connections); p99 comes from the runs alone, above.
+
+`--open-loop-rates 1000 1400` adds single e-mails at fixed arrival rates (benchmarks.openloop),
+each side alone in turn, 3 rounds of 6 s: p99 from the due time and CPU per request, which under
+arrivals that do not wait for answers is not what a saturated closed loop shows.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -41,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import wrk
+from benchmarks.openloop import http_request, open_loop
 from benchmarks.procfs import cpu_seconds
 from benchmarks.reliability import EMAIL, HOST, REPO, free_port, get
 from benchmarks.wrk import WrkResult
@@ -168,6 +174,35 @@ def rounds_together(servers: Servers, rounds: int, seconds: int) -> dict[str, li
     return ratios
 
 
+def rounds_open_loop(servers: Servers, rates: list[float], rounds: int, seconds: float) -> None:
+    """At each fixed arrival rate, each side alone in turn: 2xx share, p99 from the due time and
+    CPU per request. Closed loop measures a saturated server; real clients arrive on their own
+    schedule, and a server's cost per request then differs (fewer requests per wake-up)."""
+    path, body = ENDPOINTS["classify"]
+    request = http_request("POST", path, body, {"Content-Type": "application/json"})
+    sides = list(servers)
+    for rate in rates:
+        figures: dict[str, list[tuple[float, float]]] = {side: [] for side in sides}
+        for r in range(rounds):
+            for side in sides if r % 2 == 0 else sides[::-1]:
+                port, pid = servers[side]
+                before = cpu_seconds(pid)
+                result = asyncio.run(open_loop(HOST, port, [request], rate, seconds))
+                cpu_ms = 1000 * (cpu_seconds(pid) - before) / max(1, result.ok)
+                p99 = result.percentile(0.99) * 1000
+                figures[side].append((p99, cpu_ms))
+                print(
+                    f"open loop {rate:.0f}/s round {r + 1} {side}: {result.ok} of {result.sent} 2xx, "
+                    f"p99 {p99:.1f} ms, CPU {cpu_ms:.3f} ms per request, errors {dict(result.errors)}",
+                    flush=True,
+                )
+        (reference, ours) = sides
+        for what, index in (("p99", 0), ("CPU per request", 1)):
+            ratios = paired_ratios([f[index] for f in figures[reference]], [f[index] for f in figures[ours]])
+            median = statistics.median(ratios)
+            print(f"  open loop {rate:.0f}/s {what}, {ours} / {reference}: median {median:.3f}")
+
+
 def report(alone: dict[str, dict[str, list[Run]]], together: dict[str, list[float]]) -> None:
     reference, ours = alone
     print("\n| side | endpoint | median req/s | emails/s | median p99 ms |")
@@ -215,6 +250,14 @@ def main() -> int:
         metavar="NAME=VALUE",
         help="environment of the reference side only: with --ref HEAD, compares a setting on the same code",
     )
+    parser.add_argument(
+        "--open-loop-rates",
+        type=float,
+        nargs="*",
+        default=[],
+        metavar="PER_SECOND",
+        help="also single e-mails at these fixed arrival rates (3 rounds of 6 s each side)",
+    )
     args = parser.parse_args()
     ref_env = dict(item.split("=", 1) for item in args.ref_env)
     with contextlib.ExitStack() as stack:
@@ -225,7 +268,8 @@ def main() -> int:
         }
         alone = rounds_alone(servers, args.rounds, args.seconds)
         together = rounds_together(servers, args.together_rounds, args.seconds)
-    report(alone, together)
+        report(alone, together)
+        rounds_open_loop(servers, args.open_loop_rates, 3, 6.0)
     return 0
 
 
