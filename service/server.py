@@ -6,6 +6,9 @@ timer for both), 431 for oversized headers, a bound on the connections served at
 wait in the kernel's accept queue), and each response written in one call. Embedding it (granian's
 public `granian.server.embed.Server`) keeps one process, so the service owns its signals.
 
+The process runs under SCHED_BATCH (`use_batch_scheduling`), so that granian's threads, waking for
+each request and answer, do not preempt the event loop only to wait for the interpreter lock.
+
 On SIGTERM/SIGINT: readiness fails at once and every answer says `Connection: close` (draining);
 after the optional drain delay the listener closes, in-flight requests finish within the grace
 period, the lifespan shutdown runs and the process exits 0. A second signal stops at once.
@@ -163,7 +166,7 @@ async def serve(settings: Settings) -> int:
 def main() -> None:
     settings = get_settings()
     logging.config.dictConfig(logging_config(settings.log_level))
-    # Before any thread exists, so that all of them inherit the policy.
+    # Before granian starts its threads, so that they inherit the policy.
     if settings.batch_scheduling and not use_batch_scheduling():
         logger.warning("SCHED_BATCH is not available here; running under the default CPU scheduling")
     raise SystemExit(uvloop.run(serve(settings)))

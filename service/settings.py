@@ -111,7 +111,7 @@ class Settings(BaseSettings):
         default=True,
         description="Run the process under Linux's SCHED_BATCH policy, so the server's I/O threads "
         "never preempt the thread that runs Python (and holds the lock they wait for) when they wake. "
-        "On one core, single-email requests cost 13-16 % less CPU with it (docs/service/performance.md).",
+        "On one core, single-email requests cost 11-16 % less CPU with it (docs/service/performance.md).",
     )
     # Time to keep serving (with /readyz failing) after SIGTERM before closing the listener, so a
     # load balancer that polls readiness stops routing first. 0 = close at once (Cloud Run).
