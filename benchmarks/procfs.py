@@ -1,6 +1,6 @@
-"""What Linux's /proc says about a server process and its descendants (a server may run its workers
-as child processes): resident memory and CPU time. An unreadable entry (a process that just exited)
-counts as nothing."""
+"""What Linux's /proc says about a server process: resident memory and CPU time with its
+descendants (a server may run its workers as child processes), and its threads' context switches.
+An unreadable entry (a process that just exited) counts as nothing."""
 
 from __future__ import annotations
 
@@ -34,3 +34,14 @@ def cpu_seconds(pid: int) -> float:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total + sum(cpu_seconds(child) for child in _children(pid))
+
+
+def context_switches(pid: int) -> int:
+    """Voluntary + involuntary context switches of all the threads of a process so far."""
+    total = 0
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                    total += int(line.split()[1])
+    return total

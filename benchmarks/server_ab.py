@@ -47,7 +47,7 @@ from pathlib import Path
 
 from benchmarks import wrk
 from benchmarks.openloop import http_request, open_loop
-from benchmarks.procfs import cpu_seconds
+from benchmarks.procfs import context_switches, cpu_seconds
 from benchmarks.reliability import EMAIL, HOST, REPO, free_port, get
 from benchmarks.wrk import WrkResult
 
@@ -81,6 +81,7 @@ def reference_checkout(revision: str) -> Iterator[tuple[Path, str]]:
 class Run:
     wrk: WrkResult
     cpu_ms_per_request: float
+    switches_per_request: float  # context switches of the server's threads
 
 
 @contextlib.contextmanager
@@ -111,23 +112,21 @@ def running_service(
             process.wait(10)
 
 
-def measure(port: int, pid: int, endpoint: str, seconds: int) -> Run:
+def measure(port: int, pid: int, endpoint: str, seconds: int, connections: int = 32) -> Run:
     path, body = ENDPOINTS[endpoint]
-    before = cpu_seconds(pid)
-    result = wrk.run(port, 32, seconds, path, body)
-    cpu = cpu_seconds(pid) - before
-    return Run(result, 1000 * cpu / max(1, result.requests))
+    cpu, switches = cpu_seconds(pid), context_switches(pid)
+    result = wrk.run(port, connections, seconds, path, body)
+    requests = max(1, result.requests)
+    cpu, switches = cpu_seconds(pid) - cpu, context_switches(pid) - switches
+    return Run(result, 1000 * cpu / requests, switches / requests)
 
 
 def measure_together(servers: list[tuple[int, int]], endpoint: str, seconds: int) -> list[Run]:
     """Load every server at once (16 connections each) and return their runs, in order."""
-    path, body = ENDPOINTS[endpoint]
     runs: list[Run | None] = [None] * len(servers)
 
     def load(i: int, port: int, pid: int) -> None:
-        before = cpu_seconds(pid)
-        result = wrk.run(port, 16, seconds, path, body)
-        runs[i] = Run(result, 1000 * (cpu_seconds(pid) - before) / max(1, result.requests))
+        runs[i] = measure(port, pid, endpoint, seconds, connections=16)
 
     threads = [threading.Thread(target=load, args=(i, *server)) for i, server in enumerate(servers)]
     for thread in threads:
@@ -152,7 +151,8 @@ def rounds_alone(servers: Servers, rounds: int, seconds: int) -> dict[str, dict[
             for side in sides if r % 2 == 0 else sides[::-1]:
                 results[side].setdefault(endpoint, []).append(measure(*servers[side], endpoint, seconds))
             line = "  ".join(
-                f"{side}: {run.wrk.requests_per_second:7.0f}/s p99 {run.wrk.p99_ms:6.1f} ms"
+                f"{side}: {run.wrk.requests_per_second:7.0f}/s p99 {run.wrk.p99_ms:6.1f} ms "
+                f"{run.switches_per_request:.2f} switches/req"
                 for side, run in ((side, results[side][endpoint][-1]) for side in sides)
             )
             print(f"{endpoint:<9} alone    {r + 1:>2} {line}", flush=True)
@@ -205,15 +205,16 @@ def rounds_open_loop(servers: Servers, rates: list[float], rounds: int, seconds:
 
 def report(alone: dict[str, dict[str, list[Run]]], together: dict[str, list[float]]) -> None:
     reference, ours = alone
-    print("\n| side | endpoint | median req/s | emails/s | median p99 ms |")
-    print("|---|---|---:|---:|---:|")
+    print("\n| side | endpoint | median req/s | emails/s | median p99 ms | context switches per request |")
+    print("|---|---|---:|---:|---:|---:|")
     for side, endpoints in alone.items():
         for endpoint, runs in endpoints.items():
             rps = statistics.median(run.wrk.requests_per_second for run in runs)
             emails = {"batch": f"{rps * BATCH:,.0f}", "classify": f"{rps:,.0f}"}.get(endpoint, "")
             p99 = statistics.median(run.wrk.p99_ms for run in runs)
+            switches = statistics.median(run.switches_per_request for run in runs)
             label = f"batch of {BATCH}" if endpoint == "batch" else endpoint
-            print(f"| {side} | {label} | {rps:,.0f} | {emails} | {p99:.1f} |")
+            print(f"| {side} | {label} | {rps:,.0f} | {emails} | {p99:.1f} | {switches:.2f} |")
     print(f"\nAlone, paired by round ({ours} / {reference}; runs seconds apart):")
     for endpoint in ENDPOINTS:
         for what, value in (("req/s", "requests_per_second"), ("p99", "p99_ms")):

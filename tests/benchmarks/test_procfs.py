@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from benchmarks.procfs import cpu_seconds, rss_mb
+from benchmarks.procfs import context_switches, cpu_seconds, rss_mb
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads Linux /proc")
 
@@ -51,3 +51,12 @@ def test_a_process_that_is_gone_counts_as_nothing() -> None:
     child.wait(timeout=30)
     assert rss_mb(child.pid) == 0.0
     assert cpu_seconds(child.pid) == 0.0
+    assert context_switches(child.pid) == 0
+
+
+def test_context_switches_count_a_thread_that_sleeps() -> None:
+    """Each sleep gives up the CPU: 20 of them are at least 20 voluntary switches."""
+    before = context_switches(os.getpid())
+    for _ in range(20):
+        time.sleep(0.001)
+    assert context_switches(os.getpid()) - before >= 20
