@@ -1,11 +1,11 @@
-"""The v1 API (`/v1/classify`, `/predict`) and the probes (`/healthz`, `/readyz`, `/metrics`).
+"""The v1 API (`/v1/classify`, `/predict`) and the probes (`/healthz`, `/readyz`).
 
-The hot endpoints are handlers over (content type, body bytes, request id) that return JSON bytes
-(serialised by pydantic-core): the request pipeline (`service.middleware`) calls them without
+Each endpoint is a handler over (content type, body bytes, request id) that returns JSON bytes
+(serialised by pydantic-core): the request pipeline (`service.middleware`) calls it without
 FastAPI's router, Request or response classes, which cost more than the model. They parse and
 validate the body in one pass (pydantic-core's JSON parser). Each is declared once, as a FastRoute
 whose `doc` describes it with the same types (service.openapi builds the OpenAPI entries from them);
-FastAPI serves only the readiness and metrics routes here.
+/metrics and the OpenAPI pages are FastAPI's (`service.rest`).
 """
 
 from __future__ import annotations
@@ -13,13 +13,9 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import pydantic_core
-from fastapi import APIRouter, Request
-from prometheus_client import REGISTRY
-from prometheus_client.exposition import choose_encoder
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from starlette.responses import Response
 
-from service.errors import REQUEST_ID_KEY, ApiError, ErrorBody, validation_error
+from service.errors import ApiError, validation_error
 from service.middleware import FastHandler, FastRoute
 from service.openapi import Operation
 from service.schemas import (
@@ -45,12 +41,19 @@ ERROR_DESCRIPTIONS = {
     429: "Rate limit exceeded; see Retry-After and the RateLimit-* headers.",
     503: "Model not loaded (see /readyz), or too many inferences in flight (Retry-After).",
 }
+NOT_READY_DESCRIPTION = "Not ready: no model (reason) or draining."
+
+# The routes FastAPI serves (service.rest, built on first use); the pipeline answers all others.
+METRICS_PATH = "/metrics"
+DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+
+
+def rest_paths(docs_enabled: bool) -> frozenset[str]:
+    """The paths of the application `service.rest.build_rest_app` makes (a test keeps them equal)."""
+    return frozenset({METRICS_PATH, *(DOCS_PATHS if docs_enabled else ())})
+
+
 INFERENCE_ERRORS = {code: ERROR_DESCRIPTIONS[code] for code in (400, 401, 408, 413, 415, 422, 429, 503)}
-
-
-def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """FastAPI's `responses` for the routes it serves: each code with the one error shape."""
-    return {code: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[code]} for code in codes}
 
 
 def inference_operation(
@@ -64,10 +67,6 @@ def inference_operation(
         request=request,
         errors=INFERENCE_ERRORS,
     )
-
-
-def request_id(request: Request) -> str:
-    return request.scope.get(REQUEST_ID_KEY, "")
 
 
 def check_content_type(raw: str | None, expected: str) -> None:
@@ -182,38 +181,14 @@ async def healthz_handler(content_type: str | None, body: bytes, rid: str) -> by
     return b'{"status":"ok"}'
 
 
-def build_router(
-    state: ServiceState, models: RequestModels
-) -> tuple[APIRouter, dict[tuple[str, str], FastRoute]]:
-    """The v1 routes and probes: FastAPI serves readiness and metrics; the request pipeline answers
-    the rest directly (each declared once, as a FastRoute)."""
-    router = APIRouter()
+def build_routes(state: ServiceState, models: RequestModels) -> dict[tuple[str, str], FastRoute]:
+    """The v1 routes and probes, each declared once, as a FastRoute."""
 
-    @router.get(
-        "/readyz",
-        tags=["probes"],
-        summary="Readiness: model loaded and not shutting down",
-        response_model=Readiness,
-        responses={503: {"model": ErrorBody, "description": "Not ready: no model (reason) or draining."}},
-    )
-    async def readyz(request: Request) -> Response:
+    async def readyz(content_type: str | None, body: bytes, rid: str) -> bytes:
         readiness_check(state)
-        return Response(pydantic_core.to_json({"status": "ready", "model": state.model_ref}), media_type=JSON)
+        return pydantic_core.to_json({"status": "ready", "model": state.model_ref})
 
-    @router.get(
-        "/metrics",
-        tags=["probes"],
-        summary="Prometheus metrics",
-        response_class=Response,
-        responses={
-            200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Metrics"}
-        },
-    )
-    async def prometheus_metrics(request: Request) -> Response:
-        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-        return Response(encoder(REGISTRY), headers={"Content-Type": content_type})
-
-    fast_routes = {
+    return {
         ("POST", "/v1/classify"): FastRoute(
             classify_handler(state, models),
             inference_operation(
@@ -239,8 +214,18 @@ def build_router(
             Operation("healthz_healthz_get", "Liveness: the process serves HTTP", ("probes",), Health),
             reads_body=False,
         ),
+        ("GET", "/readyz"): FastRoute(
+            readyz,
+            Operation(
+                "readyz_readyz_get",
+                "Readiness: model loaded and not shutting down",
+                ("probes",),
+                Readiness,
+                errors={503: NOT_READY_DESCRIPTION},
+            ),
+            reads_body=False,
+        ),
     }
-    return router, fast_routes
 
 
 def readiness_check(state: ServiceState) -> None:

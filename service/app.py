@@ -1,45 +1,43 @@
-"""`create_app(settings)`: the FastAPI application of the scam classifier API."""
+"""`create_app(settings)`: the ASGI application of the scam classifier API.
+
+`ScamguardApp` runs the lifespan (the model loads at startup) and hands every HTTP request to the
+request pipeline (`service.middleware`), which answers all routes but /metrics and the OpenAPI pages.
+Those are FastAPI's (`service.rest`), built on the first request that needs them: the process starts
+and answers probes and inferences without importing FastAPI or Starlette.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import importlib.metadata
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
-
-from fastapi import FastAPI, Request
-from fastapi.openapi.utils import get_openapi
-from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from runtime.classifier import MODEL_NAME
 from service import metrics
-from service.api import build_router
-from service.errors import INTERNAL_ERROR, REQUEST_ID_KEY, install_error_handlers
+from service.api import DOCS_PATHS, METRICS_PATH, build_routes, rest_paths
 from service.middleware import ApiKeyAuth, RequestPipeline
-from service.openapi import add_operations
 from service.ratelimit import RateLimiter
 from service.schemas import build_request_models
 from service.settings import Settings, get_settings
 from service.state import ServiceState
-from service.v2 import build_v2_router
+from service.v2 import build_v2_routes
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 # Probes, metrics and docs stay open: orchestrators and scrapers carry no API key.
 OPEN_PATHS = frozenset(
     {
         "/healthz",
         "/readyz",
-        "/metrics",
+        METRICS_PATH,
         "/v2/health/live",
         "/v2/health/ready",
         f"/v2/models/{MODEL_NAME}/ready",
-        "/docs",
-        "/docs/oauth2-redirect",
-        "/redoc",
-        "/openapi.json",
+        *DOCS_PATHS,
     }
 )
 INFERENCE_PATHS = frozenset({"/v1/classify", "/predict", f"/v2/models/{MODEL_NAME}/infer"})
@@ -52,32 +50,73 @@ def _version() -> str:
         return "0.1.0"
 
 
-def _paths(routes: list[BaseRoute]) -> set[str]:
-    return {route.path for route in routes if isinstance(route, Route)}
+@dataclass
+class AppState:
+    service: ServiceState
+    limiter: RateLimiter | None
 
 
-class ScamguardApp(FastAPI):
-    """FastAPI with the request pipeline in front of its whole stack (see `service.middleware`).
+class ScamguardApp:
+    """The ASGI application: lifespan, then the request pipeline for every HTTP request."""
 
-    The pipeline sits outside FastAPI's own middleware (server-error, exception handling, routing), so
-    the hot routes it answers pay for none of them; every other request continues into that stack.
-    """
+    pipeline: RequestPipeline  # set by create_app; it passes what it does not answer to serve_rest
 
-    pipeline: RequestPipeline
+    def __init__(self, settings: Settings, state: AppState, build_rest: Callable[[], ASGIApp]) -> None:
+        self.settings = settings
+        self.state = state
+        self._build_rest = build_rest
+        self._rest: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             await self.pipeline(scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        else:  # websockets (the server has them off): FastAPI refuses them
+            await (await self.rest())(scope, receive, send)
 
-    async def _fastapi(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await super().__call__(scope, receive, send)
+    async def rest(self) -> ASGIApp:
+        """The FastAPI application, built once, off the event loop (its imports take ~0.3 s)."""
+        if self._rest is None:
+            built = await asyncio.to_thread(self._build_rest)
+            # (two first requests at once may both build it: harmless, and no lock to bind to a loop)
+            if self._rest is None:
+                self._rest = built
+        return self._rest
 
+    async def serve_rest(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await (await self.rest())(scope, receive, send)
 
-async def _internal_error(request: Request, exc: Exception) -> Response:
-    """FastAPI's last-resort 500 in the one JSON shape (the pipeline logs the error)."""
-    return INTERNAL_ERROR.to_response(request.scope.get(REQUEST_ID_KEY, ""))
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI document (what /openapi.json serves)."""
+        if self._rest is None:
+            self._rest = self._build_rest()
+        return self._rest.openapi()  # type: ignore[attr-defined]
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self._startup()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                # Reached after the server stopped taking requests (or the test client closed).
+                self.state.service.start_draining()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _startup(self) -> None:
+        metrics.INFERENCE_CONCURRENCY_LIMIT.set(self.settings.max_inflight)
+        metrics.MODEL_READY.set(0)
+        await asyncio.to_thread(self.state.service.load_model)
+        # The model's term table is hundreds of thousands of long-lived objects: move them out of the
+        # collector's reach so full GC passes do not add milliseconds to the latency tail.
+        gc.collect()
+        gc.freeze()
 
 
 def create_app(settings: Settings | None = None) -> ScamguardApp:
@@ -91,42 +130,23 @@ def create_app(settings: Settings | None = None) -> ScamguardApp:
         else None
     )
     version = _version()
+    fast = {**build_routes(state, models), **build_v2_routes(state, models, version)}
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        metrics.INFERENCE_CONCURRENCY_LIMIT.set(settings.max_inflight)
-        metrics.MODEL_READY.set(0)
-        await run_in_threadpool(state.load_model)
-        # The model's term table is hundreds of thousands of long-lived objects: move them out of the
-        # collector's reach so full GC passes do not add milliseconds to the latency tail.
-        gc.collect()
-        gc.freeze()
-        yield
-        # Reached after the server stopped taking requests (or the test client closed).
-        state.start_draining()
+    def build_rest() -> ASGIApp:
+        from service.rest import build_rest_app
 
-    app = ScamguardApp(
-        title="scamguard",
-        version=version,
-        summary="Classifies an email as scam/phishing or legitimate.",
-        lifespan=lifespan,
-        docs_url="/docs" if settings.docs_enabled else None,
-        redoc_url="/redoc" if settings.docs_enabled else None,
-        openapi_url="/openapi.json" if settings.docs_enabled else None,
-    )
-    app.state.service = state
-    app.state.limiter = limiter
-    install_error_handlers(app)
-    app.add_exception_handler(Exception, _internal_error)
-    v1_router, v1_fast = build_router(state, models)
-    v2_router, v2_fast = build_v2_router(state, models, version)
-    app.include_router(v1_router)
-    app.include_router(v2_router)
-    fast = {**v1_fast, **v2_fast}
+        return build_rest_app(
+            version=version,
+            docs_enabled=settings.docs_enabled,
+            fast_routes=fast,
+            open_paths=OPEN_PATHS,
+            api_keys_enabled=auth.enabled,
+        )
 
-    routes = _paths([*app.routes, *v1_router.routes, *v2_router.routes]) | {path for _, path in fast}
+    app = ScamguardApp(settings, AppState(state, limiter), build_rest)
+    routes = rest_paths(settings.docs_enabled) | {path for _, path in fast}
     app.pipeline = RequestPipeline(
-        app._fastapi,
+        app.serve_rest,
         state=state,
         routes=routes,
         protected=routes - OPEN_PATHS,
@@ -139,34 +159,4 @@ def create_app(settings: Settings | None = None) -> ScamguardApp:
         forwarded_hops=settings.forwarded_hops,
         body_timeout_seconds=settings.body_timeout_seconds,
     )
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = get_openapi(
-            title=app.title,
-            version=app.version,
-            summary=app.summary,
-            description=(
-                "Errors share one JSON shape: `{error, code, status, request_id, details?}`. "
-                "With API keys configured, send `Authorization: Bearer <key>` or `X-API-Key: <key>`."
-            ),
-            routes=app.routes,
-        )
-        # The routes the pipeline answers, from the types that validate them (service.openapi).
-        add_operations(schema, [(method, path, route.doc) for (method, path), route in sorted(fast.items())])
-        components = schema.setdefault("components", {})
-        if auth.enabled:
-            components["securitySchemes"] = {
-                "bearer": {"type": "http", "scheme": "bearer"},
-                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-            }
-            for path, operations in schema.get("paths", {}).items():
-                if path not in OPEN_PATHS:
-                    for operation in operations.values():
-                        operation["security"] = [{"bearer": []}, {"apiKey": []}]
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
 
 from service import metrics
 from service.domain import DomainError, ModelNotReady
@@ -69,15 +65,6 @@ class ApiError(Exception):
         )
         return headers
 
-    def to_response(self, request_id: str) -> Response:
-        count_rejection(self)
-        return Response(
-            self.body(request_id),
-            status_code=self.status,
-            headers=self.headers,
-            media_type="application/json",
-        )
-
 
 def count_rejection(error: ApiError) -> None:
     if error.reject_reason is not None:
@@ -93,8 +80,14 @@ _MESSAGES = {"string_pattern_mismatch": "must not be blank (needs a non-whitespa
 MAX_DETAILS = 20
 
 
+class ValidationProblems(Protocol):
+    """A validation failure that lists its problems (pydantic's, or FastAPI's wrapper of them)."""
+
+    def errors(self) -> Sequence[Any]: ...
+
+
 def validation_error(
-    exc: ValidationError | RequestValidationError, prefix: tuple[str | int, ...] = ()
+    exc: ValidationError | ValidationProblems, prefix: tuple[str | int, ...] = ()
 ) -> ApiError:
     """422 from pydantic errors, keeping only what helps the client (never echoing the input text)."""
     errors = exc.errors(include_url=False) if isinstance(exc, ValidationError) else exc.errors()
@@ -117,14 +110,14 @@ def validation_error(
     )
 
 
-_HTTP_CODES = {
+HTTP_CODES = {
     400: "bad_request",
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
-_HTTP_MESSAGES = {
+HTTP_MESSAGES = {
     404: "no such endpoint; see /docs for the API",
     405: "method not allowed on this endpoint; see the Allow header",
 }
@@ -143,41 +136,9 @@ def from_domain(exc: DomainError) -> ApiError:
     return ApiError(500, "internal_error", "internal server error; retry later or report the request id")
 
 
-async def _domain_error_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, DomainError)
-    return from_domain(exc).to_response(request_id_of(request.scope))
-
-
-async def _api_error_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    return exc.to_response(request_id_of(request.scope))
-
-
-async def _validation_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    return validation_error(exc).to_response(request_id_of(request.scope))
-
-
-async def _http_exception_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
-    message = _HTTP_MESSAGES.get(exc.status_code, str(exc.detail))
-    error = ApiError(
-        exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), message, headers=exc.headers
-    )
-    return error.to_response(request_id_of(request.scope))
-
-
 INTERNAL_ERROR = ApiError(
     500, "internal_error", "internal server error; retry later or report the request id"
 )
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Map every exception FastAPI/Starlette raise to the one shape (unexpected ones: middleware)."""
-    app.add_exception_handler(ApiError, _api_error_handler)
-    app.add_exception_handler(DomainError, _domain_error_handler)
-    app.add_exception_handler(RequestValidationError, _validation_handler)
-    app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
 
 
 class ErrorBody(BaseModel):

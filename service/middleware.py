@@ -1,4 +1,4 @@
-"""The request pipeline: one pure ASGI layer in front of FastAPI, and the direct dispatch of hot routes.
+"""The request pipeline: one pure ASGI layer that answers every route but /metrics and the docs.
 
 Per HTTP request, in order:
 - request id (X-Request-ID in and out), request metrics and the in-flight gauge; any unexpected
@@ -6,8 +6,9 @@ Per HTTP request, in order:
 - 413 when Content-Length is over the limit, or when a body without one (chunked) grows past it;
 - on protected routes API-key auth (401) and rate limiting (429); for inference routes readiness (503)
   and the bound on in-flight inferences (503 + Retry-After);
-- the hot routes (`FastRoute`: the inference POSTs and /healthz) are answered right here, with the
-  body read straight from the ASGI channel; everything else goes through FastAPI's own stack.
+- the routes (`FastRoute`: inference, probes, metadata) are answered right here, with the body read
+  straight from the ASGI channel; an unknown path is a 404; /metrics and the OpenAPI pages go on to
+  the application behind (FastAPI, `service.rest`, built on first use).
 
 One layer instead of three, and no FastAPI routing, Request object or response class on the hot
 routes: together they cost more per request than the HTTP server itself (scripts/bench_service.py
@@ -26,16 +27,24 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from typing import TYPE_CHECKING, Any
 
 from service import metrics
 from service.domain import DomainError
-from service.errors import INTERNAL_ERROR, REQUEST_ID_KEY, ApiError, count_rejection, from_domain
+from service.errors import (
+    HTTP_MESSAGES,
+    INTERNAL_ERROR,
+    REQUEST_ID_KEY,
+    ApiError,
+    count_rejection,
+    from_domain,
+)
 from service.openapi import Operation
 from service.ratelimit import AuthFailureThrottle, RateLimiter, client_host
 from service.state import ServiceState
+
+if TYPE_CHECKING:  # types only: Starlette itself loads with FastAPI, on first use (service.app)
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("scamguard")
 
@@ -149,7 +158,7 @@ def _inferences_in_flight() -> float:
 
 
 class RequestPipeline:
-    """The service's only middleware; `app` is FastAPI's own stack (every non-hot request)."""
+    """The service's only middleware; `app` serves the known paths that are not FastRoutes."""
 
     def __init__(
         self,
@@ -322,6 +331,9 @@ class RequestPipeline:
                 )
                 await send({"type": "http.response.body", "body": b"" if head_only else answer})
                 return
+            if path not in self.routes:
+                # Answered here: a scanner's paths never wake the application behind the pipeline.
+                raise ApiError(404, "not_found", HTTP_MESSAGES[404])
             if inference:  # an inference route FastAPI answers (not one of the fast routes)
                 self._admit_inference()
                 inference_admitted = True

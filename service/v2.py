@@ -13,16 +13,14 @@ import math
 from typing import Any
 
 import pydantic_core
-from fastapi import APIRouter
-from starlette.responses import Response
 
 from runtime.classifier import MODEL_NAME
 from service.api import (
+    ERROR_DESCRIPTIONS,
     JSON,
-    ErrorBody,
+    NOT_READY_DESCRIPTION,
     check_content_type,
     decode_text,
-    error_responses,
     inference_operation,
     parse_json,
     readiness_check,
@@ -30,6 +28,7 @@ from service.api import (
 )
 from service.errors import ApiError
 from service.middleware import FastHandler, FastRoute
+from service.openapi import Operation
 from service.schemas import (
     RequestModels,
     V2InferenceResponse,
@@ -42,9 +41,9 @@ from service.state import ServiceState
 
 SERVER_NAME = "scamguard"
 MODEL_PATH = f"/v2/models/{MODEL_NAME}"
-NOT_READY: dict[int | str, dict[str, Any]] = {
-    503: {"model": ErrorBody, "description": "Not ready: no model (reason) or draining."}
-}
+TAGS = ("open inference protocol v2",)
+NOT_READY = {503: NOT_READY_DESCRIPTION}
+PROTECTED = {code: ERROR_DESCRIPTIONS[code] for code in (401, 429)}  # with API keys and a rate limit
 
 
 def _metadata_body(state: ServiceState) -> bytes:
@@ -112,54 +111,61 @@ def infer_handler(state: ServiceState, models: RequestModels) -> FastHandler:
     return infer
 
 
-def build_v2_router(
+def build_v2_routes(
     state: ServiceState, models: RequestModels, server_version: str
-) -> tuple[APIRouter, dict[tuple[str, str], FastRoute]]:
-    """The v2 routes, and the one the request pipeline answers directly (infer)."""
-    router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
+) -> dict[tuple[str, str], FastRoute]:
+    """The v2 routes, each declared once, as a FastRoute (the operation ids are those FastAPI gave
+    them when it served the GET routes, so generated clients keep their method names)."""
     server_metadata = json.dumps(
         {"name": SERVER_NAME, "version": server_version, "extensions": []}, separators=(",", ":")
     ).encode()
 
-    @router.get(
-        "", summary="Server metadata", response_model=V2ServerMetadata, responses=error_responses(401, 429)
-    )
-    async def server_meta() -> Response:
-        return Response(server_metadata, media_type=JSON)
+    async def server_meta(content_type: str | None, body: bytes, rid: str) -> bytes:
+        return server_metadata
 
-    @router.get("/health/live", summary="Server liveness", response_model=V2Live)
-    async def live() -> Response:
-        return Response(b'{"live":true}', media_type=JSON)
+    async def live(content_type: str | None, body: bytes, rid: str) -> bytes:
+        return b'{"live":true}'
 
-    @router.get("/health/ready", summary="Server readiness", response_model=V2Ready, responses=NOT_READY)
-    async def ready() -> Response:
+    async def ready(content_type: str | None, body: bytes, rid: str) -> bytes:
         readiness_check(state)
-        return Response(b'{"ready":true}', media_type=JSON)
+        return b'{"ready":true}'
 
-    @router.get(
-        f"/models/{MODEL_NAME}",
-        summary="Model metadata",
-        response_model=V2ModelMetadata,
-        responses=error_responses(401, 429),
-    )
-    async def model_meta() -> Response:
-        return Response(_metadata_body(state), media_type=JSON)
+    async def model_meta(content_type: str | None, body: bytes, rid: str) -> bytes:
+        return _metadata_body(state)
 
-    @router.get(
-        f"/models/{MODEL_NAME}/ready", summary="Model readiness", response_model=V2Ready, responses=NOT_READY
-    )
-    async def model_ready() -> Response:
-        readiness_check(state)
-        return Response(b'{"ready":true}', media_type=JSON)
+    def get(
+        handler: FastHandler, operation_id: str, summary: str, response: Any, errors: dict[int, str]
+    ) -> FastRoute:
+        return FastRoute(
+            handler, Operation(operation_id, summary, TAGS, response, errors=errors), reads_body=False
+        )
 
-    infer = FastRoute(
-        infer_handler(state, models),
-        inference_operation(
-            "infer_v2_models_scam_classifier_infer_post",
-            "Inference (BYTES input of shape [N] -> label BYTES [N], score FP32 [N])",
-            ("open inference protocol v2",),
-            V2InferenceResponse,
-            {JSON: models.v2_infer},
+    return {
+        ("GET", "/v2"): get(
+            server_meta, "server_meta_v2_get", "Server metadata", V2ServerMetadata, PROTECTED
         ),
-    )
-    return router, {("POST", f"{MODEL_PATH}/infer"): infer}
+        ("GET", "/v2/health/live"): get(live, "live_v2_health_live_get", "Server liveness", V2Live, {}),
+        ("GET", "/v2/health/ready"): get(
+            ready, "ready_v2_health_ready_get", "Server readiness", V2Ready, NOT_READY
+        ),
+        ("GET", MODEL_PATH): get(
+            model_meta,
+            "model_meta_v2_models_scam_classifier_get",
+            "Model metadata",
+            V2ModelMetadata,
+            PROTECTED,
+        ),
+        ("GET", f"{MODEL_PATH}/ready"): get(
+            ready, "model_ready_v2_models_scam_classifier_ready_get", "Model readiness", V2Ready, NOT_READY
+        ),
+        ("POST", f"{MODEL_PATH}/infer"): FastRoute(
+            infer_handler(state, models),
+            inference_operation(
+                "infer_v2_models_scam_classifier_infer_post",
+                "Inference (BYTES input of shape [N] -> label BYTES [N], score FP32 [N])",
+                TAGS,
+                V2InferenceResponse,
+                {JSON: models.v2_infer},
+            ),
+        ),
+    }

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from runtime.classifier import ScamClassifier
 from tests.service.conftest import HAM_TEXT, SCAM_TEXT, ClientFactory, TestClient, metric
+
+REPO = Path(__file__).resolve().parents[2]
 
 ERROR_KEYS = {"error", "code", "status", "request_id"}
 
@@ -391,30 +398,120 @@ def test_unexpected_error_is_json_500_with_request_id(
         # A hot route (answered by the request pipeline) ...
         body = assert_error(client.post("/v1/classify", json={"text": HAM_TEXT}), 500, "internal_error")
         assert "bug in the model" not in json.dumps(body)  # no internals in the answer
-        # ... and a route FastAPI serves.
+        # ... another one ...
         monkeypatch.setattr(state, "require_model", broken)
         assert_error(client.get("/readyz"), 500, "internal_error")
+        # ... and the route FastAPI serves.
+        import service.rest
+
+        monkeypatch.setattr(service.rest, "choose_encoder", broken)
+        body = assert_error(client.get("/metrics"), 500, "internal_error")
     assert metric("scamguard_http_requests_total", route="/v1/classify", method="POST", status="500") == (
         before + 1
     )
     errors = [r for r in caplog.records if r.getMessage() == "unhandled error"]
-    assert len(errors) == 2
+    assert len(errors) == 3
     assert all(r.exc_info for r in errors)
     failed = [r for r in caplog.records if r.getMessage() == "request failed"]
-    assert [(r.route, r.status) for r in failed] == [("/v1/classify", 500), ("/readyz", 500)]  # type: ignore[attr-defined]
+    assert [(r.route, r.status) for r in failed] == [  # type: ignore[attr-defined]
+        ("/v1/classify", 500),
+        ("/readyz", 500),
+        ("/metrics", 500),
+    ]
 
 
 def test_each_route_is_declared_once(client: TestClient) -> None:
     """The pipeline's routes are not FastAPI routes as well: the OpenAPI document describes them from
-    the FastRoute declarations themselves (service.openapi)."""
+    the FastRoute declarations themselves (service.openapi); FastAPI serves exactly the paths the
+    pipeline was told it would (`rest_paths`), before it existed."""
+    from service.api import rest_paths
+
     app = client.app
-    fastapi_paths = {getattr(route, "path", "") for route in app.routes}  # type: ignore[attr-defined]
+    document = client.get("/openapi.json").json()  # builds the FastAPI part
+    rest = asyncio.run(app.rest())  # type: ignore[attr-defined]
+    fastapi_paths = {getattr(route, "path", "") for route in rest.routes}  # type: ignore[attr-defined]
+    assert fastapi_paths == rest_paths(docs_enabled=True)
     fast = {path for _, path in app.pipeline.fast_routes}  # type: ignore[attr-defined]
-    assert fast == {"/v1/classify", "/predict", "/healthz", "/v2/models/scam-classifier/infer"}
+    assert fast == {
+        "/v1/classify",
+        "/predict",
+        "/healthz",
+        "/readyz",
+        "/v2",
+        "/v2/health/live",
+        "/v2/health/ready",
+        "/v2/models/scam-classifier",
+        "/v2/models/scam-classifier/ready",
+        "/v2/models/scam-classifier/infer",
+    }
     assert not fast & fastapi_paths
-    document = client.get("/openapi.json").json()
     for method, path in app.pipeline.fast_routes:  # type: ignore[attr-defined]
         assert method.lower() in document["paths"][path], path
+    assert set(document["paths"]) == fast | {"/metrics"}
+
+
+STARTS_WITHOUT_FASTAPI = """
+import asyncio, sys
+from runtime.classifier import DEFAULT_MODEL_DIR
+from service.app import create_app
+from service.settings import Settings
+
+app = create_app(Settings(model_dir=DEFAULT_MODEL_DIR))
+
+
+async def call(scope, messages):
+    sent, pending = [], iter(messages)
+
+    async def receive():
+        return next(pending)
+
+    async def send(message):
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
+
+
+async def main():
+    lifespan = asyncio.ensure_future(call({"type": "lifespan"}, [{"type": "lifespan.startup"}]))
+    await asyncio.wait([lifespan], timeout=10)  # it waits for the next message: startup is done
+    for method, path, body in [
+        ("GET", "/readyz", b""),
+        ("GET", "/v2/health/ready", b""),
+        ("POST", "/v1/classify", b'{"text": "hello there"}'),
+        ("GET", "/no/such/path", b""),
+    ]:
+        scope = {"type": "http", "method": method, "path": path, "headers": [], "query_string": b"",
+                 "client": ("127.0.0.1", 1)}
+        sent = await call(scope, [{"type": "http.request", "body": body, "more_body": False}])
+        print(path, sent[0]["status"])
+    lifespan.cancel()
+
+
+asyncio.run(main())
+print("loaded:", sorted(m for m in sys.modules if m.split(".")[0] in ("fastapi", "starlette")))
+"""
+
+
+def test_the_application_starts_and_answers_without_fastapi() -> None:
+    """FastAPI and Starlette are a third of the process's start: startup, the probes and inference
+    must not import them (they load on the first /metrics or docs request)."""
+    result = subprocess.run(
+        [sys.executable, "-c", STARTS_WITHOUT_FASTAPI],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=60,
+    )
+    assert result.stdout.splitlines() == [
+        "/readyz 200",
+        "/v2/health/ready 200",
+        "/v1/classify 200",
+        "/no/such/path 404",
+        "loaded: []",
+    ], result.stdout + result.stderr
 
 
 def test_head_on_a_get_route_of_the_pipeline_has_no_body(client: TestClient) -> None:
