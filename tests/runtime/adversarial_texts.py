@@ -5,6 +5,7 @@ that bounds their cost (tests/runtime/test_text.py) and the benchmark that print
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 
@@ -44,3 +45,15 @@ def best_seconds(function: Callable[[str], object], text: str, rounds: int = 7) 
         function(text)
         best = min(best, time.perf_counter() - started)
     return best
+
+
+def paired_ratio(
+    function: Callable[[str], object], text: str, reference: str, rounds: int = 9, calls: int = 3
+) -> float:
+    """The median over `rounds` of (best of `calls` on `text`) / (best of `calls` on `reference`),
+    the two timed back to back in each round: drift of the machine's speed between the two
+    measurements (on a shared VM, tens of percent within seconds) cannot bias the ratio."""
+    ratios = [
+        best_seconds(function, text, calls) / best_seconds(function, reference, calls) for _ in range(rounds)
+    ]
+    return statistics.median(ratios)
