@@ -18,6 +18,8 @@ ADVERSARIAL = {
     "unclosed comments": "<p>" + "<!-- " * SIZE,
     "unclosed tags": "<p>" + "<b " * SIZE,
     "tags inside a tag": "<p><a " + "<b <i " * SIZE + ">",
+    # runs of one mark that span words, two marks alternating: the most runs per kilobyte
+    "punctuation runs across words": "- - + + " * SIZE,
 }
 
 
