@@ -29,7 +29,7 @@ def figures(rps_32: float, batch: float = float("nan")) -> peers.Figures:
         batch_emails_s=batch,
         cpu_us_per_request=300.0,
         rss_mb=100.0,
-        open_loop={rate: (1.0, 10.0) for rate in peers.OPEN_LOOP_RATES},
+        open_loop={rate: (1.0, 10.0, 250.0) for rate in peers.OPEN_LOOP_RATES},
     )
 
 
@@ -42,6 +42,7 @@ def test_report_gives_medians_ratios_and_noise(capsys: pytest.CaptureFixture[str
     )
     out = capsys.readouterr().out
     assert "| scamguard | 625 | 0.50 | 1.00 | 2,500 | 5.0 | 12.0 | 6,000 |" in out
+    assert "| 100.0%, 10, 250 | 100.0%, 10, 250 |" in out  # open loop: 2xx share, p99, CPU per answer
     assert "scamguard / mlserver: 10.00x req/s at 32 connections" in out
     assert "scamguard batch of 32: 2.40x the single-e-mail throughput in e-mails/s" in out
     assert "  scamguard: 40% (2,000 3,000 2,500)" in out
