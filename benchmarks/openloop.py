@@ -14,7 +14,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -226,6 +230,19 @@ async def open_loop(
         await asyncio.sleep(0.01)
     pool.close()
     return result
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run a load on uvloop where it is installed (the service's environment has it), else asyncio's
+    loop. The client's own lag counts as the server's latency here, and against a server that
+    answers in microseconds asyncio's loop gave a p99 of 97 ms at 4,000 requests a second and
+    could not offer 12,000 (uvloop: 3.7 ms, and 12,000 sent). uvloop sleeps in whole milliseconds,
+    so between due times the generator spins: it wants a core of its own, as the commands give it."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def http_request(method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> bytes:

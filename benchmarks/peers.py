@@ -23,7 +23,6 @@ load average). Only 127.0.0.1 is contacted; every process started is stopped by 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -42,6 +41,7 @@ from pathlib import Path
 
 from benchmarks import wrk
 from benchmarks.openloop import http_request, open_loop
+from benchmarks.openloop import run as run_load
 from benchmarks.procfs import cpu_seconds, rss_mb
 from benchmarks.reliability import EMAIL, HOST, REPO, free_port
 
@@ -377,7 +377,7 @@ def measure(peer: Peer, python: str, work: Path, seconds: int) -> Figures:
         request = http_request("POST", path, body, {"Content-Type": "application/json"})
         for rate in OPEN_LOOP_RATES:
             cpu_before = cpu_seconds(process.pid)
-            result = asyncio.run(open_loop(HOST, port, [request], rate, 5))
+            result = run_load(open_loop(HOST, port, [request], rate, 5))
             # What a request costs when requests arrive one by one (the server idles between
             # them) rather than queued behind each other, as in the 32-connection run.
             cpu_us = (cpu_seconds(process.pid) - cpu_before) / max(1, result.ok) * 1e6

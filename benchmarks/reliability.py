@@ -36,6 +36,7 @@ from typing import Any
 
 from benchmarks import wrk
 from benchmarks.openloop import Result, http_request, open_loop
+from benchmarks.openloop import run as run_load
 from benchmarks.procfs import rss_mb
 
 REPO = Path(__file__).resolve().parents[1]
@@ -176,7 +177,7 @@ def classify_request(text: str = EMAIL, headers: dict[str, str] | None = None) -
 
 
 def load(port: int, requests: list[bytes], rate: float, seconds: float, timeout: float = 2.0) -> Result:
-    return asyncio.run(open_loop(HOST, port, requests, rate, seconds, timeout=timeout))
+    return run_load(open_loop(HOST, port, requests, rate, seconds, timeout=timeout))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -634,7 +635,7 @@ def scenario_sigterm(base: Baseline, server: Server) -> list[Line]:
         return await task
 
     try:
-        result = asyncio.run(run())
+        result = run_load(run())
     finally:
         code = victim.stop()
     lost_kinds = {kind: result.errors[kind] for kind in ("reset", "closed_mid_response", "timeout")}

@@ -29,7 +29,6 @@ arrivals that do not wait for answers is not what a saturated closed loop shows.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -47,6 +46,7 @@ from pathlib import Path
 
 from benchmarks import wrk
 from benchmarks.openloop import http_request, open_loop
+from benchmarks.openloop import run as run_load
 from benchmarks.procfs import context_switches, cpu_seconds
 from benchmarks.reliability import EMAIL, HOST, REPO, free_port, get
 from benchmarks.wrk import WrkResult
@@ -187,7 +187,7 @@ def rounds_open_loop(servers: Servers, rates: list[float], rounds: int, seconds:
             for side in sides if r % 2 == 0 else sides[::-1]:
                 port, pid = servers[side]
                 before = cpu_seconds(pid)
-                result = asyncio.run(open_loop(HOST, port, [request], rate, seconds))
+                result = run_load(open_loop(HOST, port, [request], rate, seconds))
                 cpu_ms = 1000 * (cpu_seconds(pid) - before) / max(1, result.ok)
                 p99 = result.percentile(0.99) * 1000
                 figures[side].append((p99, cpu_ms))
