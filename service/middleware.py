@@ -184,6 +184,10 @@ class RequestPipeline:
         self.routes = frozenset(routes)
         self.protected = frozenset(protected)
         self.inference = frozenset(inference)
+        # Admission (readiness, the in-flight bound) is applied where FastRoutes are dispatched only.
+        unrouted = self.inference - {path for method, path in fast_routes if method == "POST"}
+        if unrouted:
+            raise ValueError(f"inference paths without a POST FastRoute: {sorted(unrouted)}")
         self.fast_routes = dict(fast_routes)
         # The methods each pipeline-answered path takes: any other is a 405 naming them (HEAD is
         # answered as GET without the body, as every HTTP server does for GET routes).
@@ -334,10 +338,6 @@ class RequestPipeline:
             if path not in self.routes:
                 # Answered here: a scanner's paths never wake the application behind the pipeline.
                 raise ApiError(404, "not_found", HTTP_MESSAGES[404])
-            if inference:  # an inference route FastAPI answers (not one of the fast routes)
-                self._admit_inference()
-                inference_admitted = True
-                self.inflight += 1
             if content_length is None and scope["method"] not in ("GET", "HEAD"):
                 receive = _limited_receive(receive, limit)
             await self.app(scope, receive, send_tracked)

@@ -255,3 +255,27 @@ async def test_chunked_body_is_read_to_its_last_message() -> None:
     sent, calls = await _call_with_messages(small, chunks, [])
     assert calls == 2
     assert sent[0]["status"] == 413
+
+
+def test_an_inference_path_without_a_fast_route_is_refused_at_construction() -> None:
+    """Admission (readiness, the in-flight bound) happens where FastRoutes are dispatched; an
+    inference path served by anything else would skip it, so the pipeline will not be built so."""
+    from service.middleware import ApiKeyAuth, RequestPipeline
+    from service.state import ServiceState
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("not called")
+
+    with pytest.raises(ValueError, match="/v1/other"):
+        RequestPipeline(
+            app,
+            state=ServiceState(make_settings()),
+            routes={"/v1/other"},
+            protected=set(),
+            inference={"/v1/other"},
+            fast_routes={},
+            auth=ApiKeyAuth(frozenset()),
+            limiter=None,
+            max_body_bytes=1024,
+            max_inflight=1,
+        )
