@@ -2,8 +2,8 @@
 
 Every other route is answered by the request pipeline (`service.middleware`), so this application is
 built on first use (`service.app.ScamguardApp.rest`): importing FastAPI and Starlette is a third of
-the process's start, and no probe or inference needs them. `REST_PATHS` names its routes before it
-exists (`service.api.rest_paths`), so that the pipeline can authorise and label them.
+the process's start, and no probe or inference needs them. `service.api.rest_paths` names its
+routes before it exists, so that the pipeline can authorise and label them (a test keeps the two equal).
 """
 
 from __future__ import annotations
