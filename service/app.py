@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from runtime.classifier import MODEL_NAME
 from service import metrics
+from service.admission import DRAINING_HEADER
 from service.api import DOCS_PATHS, METRICS_PATH, build_routes, rest_paths
 from service.middleware import ApiKeyAuth, RequestPipeline
 from service.ratelimit import RateLimiter
@@ -119,7 +120,9 @@ class ScamguardApp:
         gc.freeze()
 
 
-def create_app(settings: Settings | None = None) -> ScamguardApp:
+def create_app(settings: Settings | None = None, proxy_hops: int = 0) -> ScamguardApp:
+    """The application; `proxy_hops` counts proxies of the service's own in front of it (the
+    admission proxy), which append to X-Forwarded-For beyond `SCAMGUARD_FORWARDED_HOPS`."""
     settings = settings or get_settings()
     state = ServiceState(settings)
     models = build_request_models(settings.max_text_chars, settings.max_batch_size)
@@ -156,7 +159,10 @@ def create_app(settings: Settings | None = None) -> ScamguardApp:
         limiter=limiter,
         max_body_bytes=settings.max_body_bytes,
         max_inflight=settings.max_inflight,
-        forwarded_hops=settings.forwarded_hops,
+        forwarded_hops=settings.forwarded_hops + proxy_hops,
         body_timeout_seconds=settings.body_timeout_seconds,
+        # Behind the admission proxy a Connection header reaches only the proxy, which closes its
+        # own connection to us: the marker makes it close the client's instead.
+        draining_headers=((DRAINING_HEADER.encode(), b"1"),) if proxy_hops else ((b"connection", b"close"),),
     )
     return app

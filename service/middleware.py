@@ -175,10 +175,13 @@ class RequestPipeline:
         max_inflight: int,
         forwarded_hops: int = 0,
         body_timeout_seconds: float = 15.0,
+        draining_headers: Iterable[tuple[bytes, bytes]] = ((b"connection", b"close"),),
     ) -> None:
         self.app = app
         self.forwarded_hops = forwarded_hops
         self.body_timeout_seconds = body_timeout_seconds
+        # What answers carry while draining; a proxy in front turns its own marker into the close.
+        self.draining_headers = tuple(draining_headers)
         self.auth_failures = AuthFailureThrottle()
         self.state = state
         self.routes = frozenset(routes)
@@ -255,7 +258,7 @@ class RequestPipeline:
         if self.state.draining:
             # Tell keep-alive clients (and load balancers) to reconnect elsewhere instead of
             # racing the close of an idle connection; the server closes it after this answer.
-            extra_headers.append((b"connection", b"close"))
+            extra_headers.extend(self.draining_headers)
         status = 500
         response_started = response_complete = False
 

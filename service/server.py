@@ -9,9 +9,14 @@ public `granian.server.embed.Server`) keeps one process, so the service owns its
 The process runs under SCHED_BATCH (`use_batch_scheduling`), so that granian's threads, waking for
 each request and answer, do not preempt the event loop only to wait for the interpreter lock.
 
+With `SCAMGUARD_ADMISSION_PROXY=haproxy` (the image) HAProxy listens on HOST:PORT and the Python
+server on a free loopback port behind it (`service.admission`): load past capacity is answered 503
+there, before it reaches Python.
+
 On SIGTERM/SIGINT: readiness fails at once and every answer says `Connection: close` (draining);
-after the optional drain delay the listener closes, in-flight requests finish within the grace
-period, the lifespan shutdown runs and the process exits 0. A second signal stops at once.
+after the optional drain delay the listener closes (HAProxy's first, which then finishes what it
+queued and forwarded), in-flight requests finish within the grace period, the lifespan shutdown runs
+and the process exits 0. A second signal stops at once.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import logging.config
 import os
 import resource
 import signal
+from typing import Any
 
 import uvloop
 from granian.constants import HTTPModes, Interfaces
@@ -30,7 +36,13 @@ from granian.http import HTTP1Settings
 from granian.log import LogLevels
 from granian.server.embed import Server
 
-from service.app import ScamguardApp, create_app
+from service.admission import (
+    UPSTREAM_KEEP_ALIVE_SECONDS,
+    AdmissionProxy,
+    free_loopback_port,
+    register_admission_metrics,
+)
+from service.app import INFERENCE_PATHS, ScamguardApp, create_app
 from service.logs import logging_config
 from service.settings import Settings, get_settings
 
@@ -72,11 +84,13 @@ def use_batch_scheduling() -> bool:
     return True
 
 
-def build_server(settings: Settings, app: ScamguardApp) -> Server:
+def build_server(
+    settings: Settings, app: ScamguardApp, address: str, port: int, keep_alive_seconds: int
+) -> Server:
     return Server(
         app,
-        address=settings.host,
-        port=settings.port,
+        address=address,
+        port=port,
         interface=Interfaces.ASGI,
         http=HTTPModes.http1,
         websockets=False,
@@ -84,7 +98,7 @@ def build_server(settings: Settings, app: ScamguardApp) -> Server:
         # Connections served at once; more wait in the accept queue (granian counts connections).
         backpressure=settings.max_connections,
         http1_settings=HTTP1Settings(
-            header_read_timeout=int(settings.keep_alive_seconds * 1000),
+            header_read_timeout=keep_alive_seconds * 1000,
             keep_alive=True,
             max_buffer_size=settings.max_header_bytes,  # >= 8 KiB, granian's own minimum (settings)
         ),
@@ -96,10 +110,9 @@ def build_server(settings: Settings, app: ScamguardApp) -> Server:
 
 
 class GracefulShutdown:
-    """Signal handling: flip readiness, wait the drain delay, then stop the server (once)."""
+    """Signal handling: flip readiness, wait the drain delay, then ask `serve` to stop (once)."""
 
-    def __init__(self, server: Server, app: ScamguardApp, drain_delay_seconds: float) -> None:
-        self.server = server
+    def __init__(self, app: ScamguardApp, drain_delay_seconds: float) -> None:
         self.app = app
         self.drain_delay_seconds = drain_delay_seconds
         self.stopping: asyncio.Event = asyncio.Event()
@@ -130,33 +143,94 @@ class GracefulShutdown:
         if not self.stopping.is_set():
             logger.info("closing the listener; finishing in-flight requests")
             self.stopping.set()
-            self.server.stop()
+
+
+async def _wait_listening(port: int, serving: asyncio.Future[None], seconds: float) -> bool:
+    """True once 127.0.0.1:port accepts connections; False if the server ended or time ran out."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not serving.done() and asyncio.get_running_loop().time() < deadline:
+        with contextlib.suppress(OSError):
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return True
+        await asyncio.sleep(0.005)
+    return False
+
+
+def _startup_failed(settings: Settings, serving: asyncio.Future[None]) -> int:
+    exc = serving.exception()
+    if exc is not None:
+        logger.error(
+            "the server could not start on %s:%s (%s); free the port or set PORT",
+            settings.host,
+            settings.port,
+            str(exc).splitlines()[0],
+        )
+    return 3
 
 
 async def serve(settings: Settings) -> int:
-    raise_open_file_limit(settings.max_connections + 1024)
-    app = create_app(settings)
-    server = build_server(settings, app)
-    shutdown = GracefulShutdown(server, app, settings.shutdown_drain_delay_seconds)
+    proxy: AdmissionProxy | None = None
+    upstream_port = settings.port
+    if settings.admission_proxy == "haproxy":
+        # HAProxy holds two descriptors a client connection.
+        raise_open_file_limit(2 * settings.max_connections + 1024)
+        upstream_port = free_loopback_port()
+        proxy = AdmissionProxy(settings, upstream_port, INFERENCE_PATHS)
+        app = create_app(settings, proxy_hops=1)  # HAProxy appends the peer to X-Forwarded-For
+        server = build_server(settings, app, "127.0.0.1", upstream_port, UPSTREAM_KEEP_ALIVE_SECONDS)
+    else:
+        raise_open_file_limit(settings.max_connections + 1024)
+        app = create_app(settings)
+        server = build_server(settings, app, settings.host, settings.port, settings.keep_alive_seconds)
+    shutdown = GracefulShutdown(app, settings.shutdown_drain_delay_seconds)
     shutdown.install(asyncio.get_running_loop())
     serving = asyncio.ensure_future(server.serve())
     signalled = asyncio.ensure_future(shutdown.stopping.wait())
-    await asyncio.wait([serving, signalled], return_when=asyncio.FIRST_COMPLETED)
+    waiting: set[asyncio.Future[Any]] = {serving, signalled}
+    proxy_exited: asyncio.Future[int | None] | None = None
+    if proxy is not None:
+        # HAProxy starts once the Python server listens, so that it never answers 503 for a server
+        # that is only starting up.
+        if not await _wait_listening(upstream_port, serving, 60):
+            signalled.cancel()
+            server.stop()
+            return _startup_failed(settings, serving) if serving.done() else 3
+        proxy.start()
+        register_admission_metrics(proxy)
+        proxy_exited = asyncio.ensure_future(proxy.wait())
+        waiting.add(proxy_exited)
+    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
     if serving.done():  # the server ended without a signal: startup failed (port taken, lifespan error)
         signalled.cancel()
-        exc = serving.exception()
-        if exc is not None:
-            logger.error(
-                "the server could not start on %s:%s (%s); free the port or set PORT",
-                settings.host,
-                settings.port,
-                str(exc).splitlines()[0],
-            )
+        if proxy is not None:
+            proxy.kill()
+        return _startup_failed(settings, serving)
+    if proxy_exited is not None and proxy_exited.done():
+        signalled.cancel()
+        logger.error(
+            "the admission proxy (haproxy) exited with code %s; its message is above (is %s:%s free?)",
+            proxy_exited.result(),
+            settings.host,
+            settings.port,
+        )
+        server.stop()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(serving, timeout=settings.shutdown_grace_seconds)
         return 3
     # Leave ~1 s of the grace period for the lifespan shutdown and the process exit.
-    remaining = settings.shutdown_grace_seconds - settings.shutdown_drain_delay_seconds - 1
+    remaining = max(1.0, settings.shutdown_grace_seconds - settings.shutdown_drain_delay_seconds - 1)
+    started = asyncio.get_running_loop().time()
+    if proxy is not None:
+        # Its listener closes; what it queued and forwarded is answered, then it exits.
+        proxy.soft_stop()
+        if await proxy.wait(remaining) is None:
+            logger.error("the admission proxy did not finish within the grace period; stopping it")
+            proxy.kill()
+    server.stop()
     try:
-        await asyncio.wait_for(serving, timeout=max(1.0, remaining))
+        left = max(0.5, remaining - (asyncio.get_running_loop().time() - started))
+        await asyncio.wait_for(serving, timeout=left)
     except TimeoutError:
         logger.error("in-flight requests did not finish within the grace period; exiting")
         return 1

@@ -21,6 +21,7 @@ RateLimitStrategy = Literal["sliding-window-counter", "moving-window", "fixed-wi
 # the `async+` prefix the library needs (added by service.ratelimit).
 STORAGE_SCHEMES = frozenset({"memory", "redis", "rediss", "redis+cluster", "redis+sentinel"})
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+AdmissionProxyMode = Literal["off", "haproxy"]
 
 
 class Settings(BaseSettings):
@@ -80,6 +81,27 @@ class Settings(BaseSettings):
     )
     max_inflight: int = Field(
         default=64, ge=1, description="Inference requests admitted at once; more get 503 + `Retry-After`."
+    )
+
+    admission_proxy: AdmissionProxyMode = Field(
+        default="off",
+        description="`haproxy`: HAProxy listens on HOST:PORT in front of the Python server and queues "
+        "inference requests past `SCAMGUARD_ADMISSION_CONCURRENCY`; a request that waits longer than "
+        "`SCAMGUARD_ADMISSION_QUEUE_TIMEOUT_SECONDS` gets 503 + `Retry-After` without reaching Python "
+        "(service/admission.py). The image turns it on; `off` serves HOST:PORT from Python directly.",
+    )
+    admission_concurrency: int = Field(
+        default=32,
+        ge=1,
+        le=1024,
+        description="With the admission proxy: inference requests let into the Python process at once.",
+    )
+    admission_queue_timeout_seconds: float = Field(
+        default=0.05,
+        gt=0,
+        le=30,
+        description="With the admission proxy: the longest an inference request waits for a slot "
+        "before it is answered 503 + `Retry-After`.",
     )
 
     shutdown_grace_seconds: float = Field(default=10.0, gt=0, description="SIGTERM to exit, at most.")

@@ -3,12 +3,18 @@ and apps built by create_app(settings) with their lifespan run by the test clien
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import pathlib
 import shutil
 import socket
+import subprocess
+import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -37,10 +43,73 @@ def require_tool(name: str) -> str:
     return tools.require_tool(name, "redis-server" if "redis" in name else name)
 
 
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[str]
+    port: int
+    log_path: pathlib.Path
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, timeout: float = 5
+    ) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def logs(self) -> list[dict]:
+        lines = self.log_path.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()  # only this test's own process, by its handle
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def start_server(tmp_path: pathlib.Path) -> Iterator[Callable[..., Server]]:
+    """Starts `python -m service` (as many as a test asks for) on free ports; kills them after."""
+    servers: list[Server] = []
+
+    def start(**env: str) -> Server:
+        port = free_port()
+        log_path = tmp_path / f"server-{port}.log"
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("SCAMGUARD_")}
+        full_env.update({"HOST": "127.0.0.1", "PORT": str(port), **env})
+        log = log_path.open("w")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service"], cwd=REPO, env=full_env, stdout=log, stderr=log, text=True
+        )
+        server = Server(process, port, log_path)
+        servers.append(server)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"server exited early ({process.returncode}): {log_path.read_text()}")
+            try:
+                server.request("GET", "/healthz", timeout=1)
+                return server
+            except OSError:
+                time.sleep(0.05)
+        pytest.fail("server did not start listening within 30 s")
+
+    yield start
+    for server in servers:
+        server.stop()
 
 
 def metric(name: str, **labels: str) -> float:

@@ -13,74 +13,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
-from tests.service.conftest import HAM_TEXT, SCAM_TEXT, free_port
+from tests.service.conftest import HAM_TEXT, SCAM_TEXT, require_tool
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROOT = pathlib.Path(__file__).resolve().parents[2]  # the repository: `python -m service` runs here
 pytestmark = pytest.mark.slow
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[str]
-    port: int
-    log_path: pathlib.Path
-
-    def request(
-        self, method: str, path: str, body: bytes | None = None, timeout: float = 5
-    ) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            headers = {"Content-Type": "application/json"} if body is not None else {}
-            conn.request(method, path, body=body, headers=headers)
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
-            conn.close()
-
-    def logs(self) -> list[dict]:
-        lines = self.log_path.read_text().splitlines()
-        return [json.loads(line) for line in lines if line.startswith("{")]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()  # only this test's own process, by its handle
-            self.process.wait(timeout=10)
-
-
-@pytest.fixture
-def start_server(tmp_path: pathlib.Path) -> Iterator:
-    servers: list[Server] = []
-
-    def start(**env: str) -> Server:
-        port = free_port()
-        log_path = tmp_path / f"server-{port}.log"
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("SCAMGUARD_")}
-        full_env.update({"HOST": "127.0.0.1", "PORT": str(port), **env})
-        log = log_path.open("w")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service"], cwd=ROOT, env=full_env, stdout=log, stderr=log, text=True
-        )
-        server = Server(process, port, log_path)
-        servers.append(server)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"server exited early ({process.returncode}): {log_path.read_text()}")
-            try:
-                server.request("GET", "/healthz", timeout=1)
-                return server
-            except OSError:
-                time.sleep(0.05)
-        pytest.fail("server did not start listening within 30 s")
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 @dataclass
@@ -115,9 +55,19 @@ def _load(port: int, body: bytes, stop_at: float, outcomes: list[Outcome], lock:
     conn.close()
 
 
-def test_sigterm_under_load_drains_and_exits_zero(start_server) -> None:
+@pytest.fixture(params=["off", "haproxy"])
+def admission(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Both ways the service runs: Python alone on the port, and behind its admission proxy."""
+    if request.param == "haproxy":
+        require_tool("haproxy")
+    return {"SCAMGUARD_ADMISSION_PROXY": request.param}
+
+
+def test_sigterm_under_load_drains_and_exits_zero(start_server, admission: dict[str, str]) -> None:
     grace = 10
-    server = start_server(SCAMGUARD_SHUTDOWN_GRACE_SECONDS=str(grace), SCAMGUARD_MAX_INFLIGHT="256")
+    server = start_server(
+        SCAMGUARD_SHUTDOWN_GRACE_SECONDS=str(grace), SCAMGUARD_MAX_INFLIGHT="256", **admission
+    )
     # Big batches (~tens of ms each, on the thread pool) so requests are surely in flight at SIGTERM.
     body = json.dumps({"texts": [(SCAM_TEXT + " " + HAM_TEXT) * 12] * 64}).encode()
     outcomes: list[Outcome] = []
@@ -156,8 +106,10 @@ def test_sigterm_under_load_drains_and_exits_zero(start_server) -> None:
     assert SCAM_TEXT[:30] not in server.log_path.read_text()  # email text never logged
 
 
-def test_drain_delay_keeps_serving_with_readiness_failing(start_server) -> None:
-    server = start_server(SCAMGUARD_SHUTDOWN_DRAIN_DELAY_SECONDS="1.5", SCAMGUARD_SHUTDOWN_GRACE_SECONDS="5")
+def test_drain_delay_keeps_serving_with_readiness_failing(start_server, admission: dict[str, str]) -> None:
+    server = start_server(
+        SCAMGUARD_SHUTDOWN_DRAIN_DELAY_SECONDS="1.5", SCAMGUARD_SHUTDOWN_GRACE_SECONDS="5", **admission
+    )
     assert server.request("GET", "/readyz")[0] == 200
     sigterm_at = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
@@ -336,10 +288,12 @@ def test_connections_over_the_bound_wait_instead_of_being_served(start_server) -
     third.close()
 
 
-def test_draining_answers_say_connection_close(start_server) -> None:
+def test_draining_answers_say_connection_close(start_server, admission: dict[str, str]) -> None:
     import socket
 
-    server = start_server(SCAMGUARD_SHUTDOWN_DRAIN_DELAY_SECONDS="2", SCAMGUARD_SHUTDOWN_GRACE_SECONDS="6")
+    server = start_server(
+        SCAMGUARD_SHUTDOWN_DRAIN_DELAY_SECONDS="2", SCAMGUARD_SHUTDOWN_GRACE_SECONDS="6", **admission
+    )
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
         status, headers, _ = _read_responses(sock, 1)[0]

@@ -1,0 +1,250 @@
+"""The admission proxy (`service.admission`): its HAProxy configuration checked by HAProxy itself,
+and `python -m service` with SCAMGUARD_ADMISSION_PROXY=haproxy as a real process on loopback.
+
+The shedding tests make the overload, they do not wait for one: a request body larger than HAProxy's
+buffer, sent in part, is forwarded and then holds an inference slot until the body timeout, so with
+one slot the next inference can only wait and be shed. Nothing here depends on the machine's speed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from service.admission import (
+    AdmissionProxy,
+    AdmissionProxyError,
+    buffer_bytes,
+    haproxy_config,
+    parse_stats,
+)
+from service.app import INFERENCE_PATHS
+from service.settings import Settings
+from tests.service.conftest import HAM_TEXT, require_tool
+
+pytestmark = pytest.mark.slow
+PROXY = {"SCAMGUARD_ADMISSION_PROXY": "haproxy"}
+
+
+@pytest.fixture(autouse=True)
+def _haproxy() -> None:
+    require_tool("haproxy")
+
+
+def _classify(text: str = HAM_TEXT, headers: str = "") -> bytes:
+    body = json.dumps({"text": text}).encode()
+    return (
+        f"POST /v1/classify HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n{headers}"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+def _exchange(port: int, request: bytes, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+    """One request on a new connection; the status, headers and body of the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        while len(body) < int(headers.get("content-length", 0)):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    return int(lines[0].split()[1]), headers, body
+
+
+def _hold_a_slot(port: int, settings: Settings) -> socket.socket:
+    """A connection whose inference request holds a slot: HAProxy forwards a body once its buffer is
+    full, and the service then waits for the rest (until the body timeout)."""
+    sent = buffer_bytes(settings) + 4096
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(
+        b"POST /v1/classify HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {sent * 2}\r\n\r\n".encode()
+        + b'{"text": "'
+        + b"a" * sent
+    )
+    return sock
+
+
+# -- the configuration ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"host": "0.0.0.0", "port": 8080, "keep_alive_seconds": 620, "shutdown_grace_seconds": 30},
+        {"admission_concurrency": 1, "admission_queue_timeout_seconds": 0.001, "max_header_bytes": 1 << 20},
+        {"body_timeout_seconds": 0.5, "max_body_bytes": 1024, "max_connections": 1},
+    ],
+)
+def test_haproxy_accepts_the_configuration(overrides: dict[str, object]) -> None:
+    """`haproxy -c` on what the service would run, for defaults and for settings at their edges."""
+    proxy = AdmissionProxy(Settings(**overrides), 40000, INFERENCE_PATHS)  # type: ignore[arg-type]
+    proxy.check()
+
+
+def test_haproxy_check_refuses_a_broken_configuration() -> None:
+    """The validator above is trusted only because it fails a broken copy."""
+    proxy = AdmissionProxy(Settings(), 40000, INFERENCE_PATHS)
+    proxy.config = proxy.config.replace("timeout queue", "timeout qeue")
+    with pytest.raises(AdmissionProxyError, match="qeue"):
+        proxy.check()
+
+
+def test_the_configuration_queues_only_inference() -> None:
+    config = haproxy_config(Settings(admission_concurrency=5), 40000, INFERENCE_PATHS, "abns@x")
+    routing = [
+        line.strip() for line in config.splitlines() if "use_backend" in line or "default_backend" in line
+    ]
+    assert routing == [
+        f"use_backend inference if METH_POST {{ path {' '.join(sorted(INFERENCE_PATHS))} }}",
+        "default_backend direct",
+    ]
+    servers = [line.strip() for line in config.splitlines() if line.strip().startswith("server ")]
+    assert servers == ["server python 127.0.0.1:40000 maxconn 5", "server python 127.0.0.1:40000"]
+
+
+def test_shed_count_is_what_haproxy_answered_itself() -> None:
+    header = "# pxname,svname,qcur,req_tot,hrsp_5xx,"
+    rows = [
+        "api,FRONTEND,,120,30,",
+        "inference,python,0,,4,",
+        "inference,BACKEND,3,100,30,",
+        "direct,BACKEND,0,20,0,",
+    ]
+    stats = parse_stats("\n".join([header, *rows]) + "\n")
+    assert (stats.queued, stats.shed, stats.requests) == (3, 26, 100)
+
+
+# -- the running service -----------------------------------------------------------------------------
+
+
+def test_excess_inference_is_shed_with_503_json_and_retry_after(start_server) -> None:
+    settings = Settings(admission_concurrency=1, admission_queue_timeout_seconds=0.05)
+    server = start_server(
+        **PROXY, SCAMGUARD_ADMISSION_CONCURRENCY="1", SCAMGUARD_ADMISSION_QUEUE_TIMEOUT_SECONDS="0.05"
+    )
+    assert _exchange(server.port, _classify())[0] == 200
+    holder = _hold_a_slot(server.port, settings)
+    try:
+        time.sleep(0.5)  # the held request reaches the service (a slower machine only waits longer)
+        status, headers, body = _exchange(server.port, _classify(headers="X-Request-ID: shed-me\r\n"))
+        assert status == 503, body
+        assert headers["retry-after"] == "1"
+        assert headers["content-type"] == "application/json"
+        error = json.loads(body)
+        assert error["code"] == "overloaded"
+        assert (error["status"], error["request_id"]) == (503, "shed-me")
+        assert "retry after 1 s" in error["error"]
+        # Probes and metrics never queue behind inference: liveness holds while inference sheds.
+        assert _exchange(server.port, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")[0] == 200
+        assert _exchange(server.port, b"GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n")[0] == 200
+        metrics = _exchange(server.port, b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")[2].decode()
+        assert "scamguard_admission_shed_total 1.0" in metrics
+        assert "scamguard_admission_queued_requests 0.0" in metrics
+    finally:
+        holder.close()
+    assert _exchange(server.port, _classify())[0] == 200  # the slot is free again
+
+
+def test_a_stalled_small_upload_holds_no_slot(start_server) -> None:
+    """HAProxy waits for a body that fits its buffer before it takes a slot; the stall ends in its
+    408, in the API's error shape."""
+    server = start_server(**PROXY, SCAMGUARD_ADMISSION_CONCURRENCY="1", SCAMGUARD_BODY_TIMEOUT_SECONDS="2")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as stalled:
+        stalled.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{")
+        time.sleep(0.3)
+        for _ in range(3):
+            assert _exchange(server.port, _classify())[0] == 200
+        answer = stalled.recv(65536)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 ")
+    assert json.loads(body)["code"] == "request_timeout"
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_sent(start_server) -> None:
+    server = start_server(**PROXY, SCAMGUARD_MAX_BODY_BYTES="4096")
+    status, headers, body = _exchange(
+        server.port, b"POST /v1/classify HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000000\r\n\r\n"
+    )
+    assert (status, headers["content-type"]) == (413, "application/json")
+    assert json.loads(body)["code"] == "payload_too_large"
+
+
+def test_the_client_address_is_the_proxys_peer_not_what_the_client_wrote(start_server) -> None:
+    """HAProxy appends the address it received the request from: with no balancer in front
+    (SCAMGUARD_FORWARDED_HOPS=0) invented X-Forwarded-For entries share one limit; behind one
+    balancer, the entry the balancer wrote is the client."""
+    alone = start_server(**PROXY, SCAMGUARD_RATE_LIMIT="2/minute")
+    statuses = [
+        _exchange(alone.port, _classify(headers=f"X-Forwarded-For: 10.0.0.{i}\r\n"))[0] for i in range(4)
+    ]
+    assert statuses == [200, 200, 429, 429]
+    behind = start_server(**PROXY, SCAMGUARD_RATE_LIMIT="2/minute", SCAMGUARD_FORWARDED_HOPS="1")
+    statuses = [
+        _exchange(behind.port, _classify(headers=f"X-Forwarded-For: 6.6.6.6, 10.0.0.{i % 2}\r\n"))[0]
+        for i in range(6)
+    ]
+    assert statuses == [200, 200, 200, 200, 429, 429]
+
+
+def _children(pid: int) -> list[int]:
+    path = pathlib.Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()]
+
+
+def test_the_service_exits_when_haproxy_dies(start_server) -> None:
+    server = start_server(**PROXY)
+    (haproxy,) = _children(server.process.pid)
+    os.kill(haproxy, signal.SIGKILL)  # the test's own grandchild, by its PID
+    assert server.process.wait(timeout=30) == 3
+    assert any("admission proxy (haproxy) exited" in entry["message"] for entry in server.logs())
+
+
+def test_haproxy_dies_with_the_service(start_server) -> None:
+    server = start_server(**PROXY)
+    (haproxy,) = _children(server.process.pid)
+    server.process.kill()
+    server.process.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while pathlib.Path(f"/proc/{haproxy}").exists() and time.monotonic() < deadline:
+        with open(f"/proc/{haproxy}/stat") as stat:  # a zombie until init reaps it is gone too
+            if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        time.sleep(0.05)
+    else:
+        assert not pathlib.Path(f"/proc/{haproxy}").exists(), "haproxy outlived the service"
+
+
+def test_a_port_in_use_stops_the_process_with_an_error(tmp_path: pathlib.Path) -> None:
+    from tests.service.conftest import REPO
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SCAMGUARD_")}
+        env.update({"HOST": "127.0.0.1", "PORT": str(port), **PROXY})
+        result = subprocess.run(
+            [sys.executable, "-m", "service"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert "admission proxy (haproxy) exited" in result.stderr
+    assert "Address already in use" in result.stderr  # HAProxy's own words, above the service's
