@@ -8,7 +8,8 @@
 #   Debian packages  docker.io debootstrap (the container tests; the image base when no registry
 #                    answers), prometheus (promtool + a real Prometheus for the monitoring tests),
 #                    prometheus-alertmanager (amtool checks the Kubernetes target's Alertmanager config),
-#                    redis-server (the shared rate-limit store test), wrk (benchmarks), python3-venv
+#                    redis-server (the shared rate-limit store test), wrk (benchmarks), haproxy (the
+#                    service's admission proxy, service/admission.py), python3-venv
 #                    (uv's own venv), locales.
 #   uv               pinned, in its own venv under .cache/tools/uv (the machine's Python, pip and any
 #                    other uv stay as they are); scripts/test.sh finds it there.
@@ -37,7 +38,7 @@ export DEBIAN_FRONTEND=noninteractive
 step "system packages"
 apt-get -o DPkg::Lock::Timeout=300 update -qq
 apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends \
-    docker.io debootstrap prometheus prometheus-alertmanager redis-server wrk locales ca-certificates \
+    docker.io debootstrap prometheus prometheus-alertmanager redis-server wrk haproxy locales ca-certificates \
     python3 python3-venv >/dev/null
 # Some tools refuse to run without a real UTF-8 locale.
 if ! locale -a 2>/dev/null | grep -qi '^en_US.utf8$'; then

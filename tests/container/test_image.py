@@ -107,6 +107,9 @@ def test_hardened_container_classifies_over_http(image: str) -> None:
         assert legit.json()["is_scam"] is False, legit.text
         assert [r["label"] for r in batch.json()["results"]] == ["scam", "legitimate"], batch.text
         assert "scamguard_model_ready 1.0" in metrics.text
+        # The image runs the admission proxy in front of the service (SCAMGUARD_ADMISSION_PROXY):
+        # HAProxy's counters are there only when it runs, and it saw the three inferences.
+        assert "scamguard_admission_requests_total 3.0" in metrics.text
 
         # The process really is confined: non-root, no capabilities, no privilege gain, read-only /.
         # And it runs under the scheduling policy it chose for itself (service/server.py).
@@ -118,6 +121,10 @@ def test_hardened_container_classifies_over_http(image: str) -> None:
         assert int(cap_eff, 16) == 0, f"effective capabilities {cap_eff}"
         assert no_new_privs == "1"
         assert write_error == "EROFS", "the root file system must be read-only"
+        proxies = docker("exec", container.id, "/opt/venv/bin/python", "-c", _PROXY_SNIPPET).stdout.split(
+            "\n"
+        )
+        assert [line.split() for line in proxies if line] == [["haproxy", str(SERVICE_UID), "0", "1"]]
         # The image's own HEALTHCHECK command passes against the running service.
         healthcheck = image_inspect(image)["Config"]["Healthcheck"]["Test"][1:]
         assert docker("exec", container.id, *healthcheck, check=False).returncode == 0
@@ -136,6 +143,15 @@ except OSError as exc:
 policies = sorted({open(f'/proc/1/task/{t}/stat').read().rsplit(')', 1)[1].split()[38]
                    for t in os.listdir('/proc/1/task')})
 print(os.getuid(), status['CapEff'].strip(), status['NoNewPrivs'].strip(), err, ','.join(policies))
+"""
+# The admission proxy is the service's child, as confined as the service (same user, nothing gained).
+_PROXY_SNIPPET = """
+import os
+children = open('/proc/1/task/1/children').read().split()
+for pid in children:
+    status = dict(line.split(':', 1) for line in open(f'/proc/{pid}/status'))
+    name = open(f'/proc/{pid}/comm').read().strip()
+    print(name, status['Uid'].split()[0], int(status['CapEff'].strip(), 16), status['NoNewPrivs'].strip())
 """
 
 
