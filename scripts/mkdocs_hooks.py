@@ -56,6 +56,9 @@ def metrics() -> str:
             (family, *_) = value.describe()  # typed as an Iterable of one family
             name = family.name + ("_total" if family.type == "counter" else "")
             rows.append(f"| `{name}` | {family.type} | {_cell(family.documentation)} |")
+    for name, kind, documentation in module.ADMISSION_METRICS:
+        name += "_total" if kind == "counter" else ""
+        rows.append(f"| `{name}` | {kind} | {_cell(documentation)} Only with the admission proxy. |")
     return "\n".join(rows) + "\n"
 
 

@@ -46,6 +46,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from service import metrics
 from service.settings import Settings
 
 logger = logging.getLogger("scamguard")
@@ -130,6 +131,8 @@ def haproxy_config(
         "defaults",
         "    mode http",
         "    option forwardfor",
+        # A request whose client left is dropped from the queue: no work for abandoned requests.
+        "    option abortonclose",
         "    option dontlognull",
         "    retries 2",
         "    unique-id-format %{+X}o%pid-%Ts-%rt",  # process, time, request counter: unique per instance
@@ -323,21 +326,13 @@ class AdmissionMetrics(Collector):
         stats = self.proxy.stats()
         if stats is None:
             return
-        yield CounterMetricFamily(
-            "scamguard_admission_shed",
-            "Inference requests the admission proxy answered 503 + Retry-After itself (no slot in time).",
-            value=stats.shed,
-        )
-        yield CounterMetricFamily(
-            "scamguard_admission_requests",
-            "Inference requests the admission proxy received.",
-            value=stats.requests,
-        )
-        yield GaugeMetricFamily(
-            "scamguard_admission_queued_requests",
-            "Inference requests waiting in the admission proxy for a slot.",
-            value=stats.queued,
-        )
+        for (name, _kind, documentation), value in (
+            (metrics.ADMISSION_SHED, stats.shed),
+            (metrics.ADMISSION_REQUESTS, stats.requests),
+        ):
+            yield CounterMetricFamily(name, documentation, value=value)
+        name, _kind, documentation = metrics.ADMISSION_QUEUED
+        yield GaugeMetricFamily(name, documentation, value=stats.queued)
 
 
 def register_admission_metrics(proxy: AdmissionProxy) -> None:

@@ -84,6 +84,25 @@ MODEL_LOAD_FAILURES = Counter(
     ("reason",),
 )
 
+# Read from the admission proxy at scrape time (service.admission.AdmissionMetrics), where it runs:
+# name (counters without _total), type, help. Declared here with the rest of the contract.
+ADMISSION_SHED = (
+    "scamguard_admission_shed",
+    "counter",
+    "Inference requests the admission proxy answered 503 + Retry-After itself (no slot in time).",
+)
+ADMISSION_REQUESTS = (
+    "scamguard_admission_requests",
+    "counter",
+    "Inference requests the admission proxy received.",
+)
+ADMISSION_QUEUED = (
+    "scamguard_admission_queued_requests",
+    "gauge",
+    "Inference requests waiting in the admission proxy for a slot.",
+)
+ADMISSION_METRICS = (ADMISSION_SHED, ADMISSION_REQUESTS, ADMISSION_QUEUED)
+
 # Children resolved once: a .labels() lookup per request costs more than the increment itself.
 REJECTED = {reason: REQUESTS_REJECTED.labels(reason) for reason in REJECTION_REASONS}
 INFERENCE_SECONDS = {endpoint: INFERENCE_DURATION.labels(endpoint) for endpoint in INFERENCE_ENDPOINTS}
