@@ -3,7 +3,10 @@
 What counts as an error for the availability SLO: a response with a 5xx status on an inference route
 (``/v1/classify``, ``/predict``, ``/v2/models/<name>/infer``). That includes the 503s the service sends
 when it sheds load (``overloaded``), has no model (``not_ready``) or is draining: the caller did not get
-an answer, whatever the reason, so those requests spend error budget. 4xx answers (bad input,
+an answer, whatever the reason, so those requests spend error budget. So do the inference requests the
+admission proxy in front of the service answered 503 itself (``scamguard_admission_shed_total``,
+service/admission.py): they never reached the service's own counters, so the SLO adds them to both
+the requests and the errors (0 where no proxy runs). 4xx answers (bad input,
 unauthorised, payload too large, rate limited 429) are the client's doing and are not errors; a surge
 of 429s has its own alert. Probes, ``/metrics``, metadata endpoints and unknown paths are not part of
 the SLO (they are not what users pay for, and scanners must not dilute the ratio).
@@ -63,6 +66,11 @@ class Series:
     @property
     def scam_predictions(self) -> str:
         return self.metric("scamguard_predictions_total", 'label="scam"')
+
+    @property
+    def shed(self) -> str:
+        """Inference requests the admission proxy answered 503 itself (no route label)."""
+        return self.metric("scamguard_admission_shed_total")
 
     @property
     def overloaded(self) -> str:
@@ -155,20 +163,37 @@ def _pct(x: float) -> str:
     return f"{x * 100:.4g}%"
 
 
+def _served(s: Series, window: str) -> str:
+    return f"sum by ({s.group}) (rate({s.slo_requests}[{window}]))"
+
+
+def _shed(s: Series, window: str) -> str:
+    """Per second, what the admission proxy shed; 0 with the served requests' labels where none runs
+    (and while it has shed nothing: its counter then exists at 0)."""
+    return f"(sum by ({s.group}) (rate({s.shed}[{window}])) or 0 * {_served(s, window)})"
+
+
+def slo_requests_rate(s: Series, window: str) -> str:
+    """Inference requests per second: those the service answered plus those its proxy shed."""
+    return f"{_served(s, window)}\n+ on ({s.group}) {_shed(s, window)}"
+
+
 def _error_ratio(s: Series, window: str) -> str:
     # When there is traffic but not a single 5xx series yet, the ratio is 0, not "no data": the
     # "or" falls back to zero with the same labels as the denominator.
     errors = f"sum by ({s.group}) (rate({s.slo_errors}[{window}]))"
-    requests = f"sum by ({s.group}) (rate({s.slo_requests}[{window}]))"
-    return f"({errors} or 0 * {requests})\n/\n{requests}"
+    served = _served(s, window)
+    return (
+        f"(({errors} or 0 * {served})\n+ on ({s.group}) {_shed(s, window)})\n/\n"
+        f"({slo_requests_rate(s, window)})"
+    )
 
 
 def recording_rules(config: MonitoringConfig) -> list[tuple[str, list[Recording]]]:
     """Recording rule groups, in evaluation order (a group may use the ones before it)."""
     s = Series.of(config)
     availability = [
-        Recording(f"job:scamguard_slo_requests:rate{w}", f"sum by ({s.group}) (rate({s.slo_requests}[{w}]))")
-        for w in ("5m",)
+        Recording(f"job:scamguard_slo_requests:rate{w}", slo_requests_rate(s, w)) for w in ("5m",)
     ] + [
         Recording(f"job:scamguard_slo_errors:ratio_rate{w}", _error_ratio(s, w)) for w in ERROR_RATIO_WINDOWS
     ]
@@ -277,7 +302,8 @@ def alert_rules(config: MonitoringConfig) -> list[tuple[str, list[Alert]]]:
         Alert(
             alert="ScamguardOverloadShedding",
             expr=(
-                f"sum by ({s.group}) (rate({s.overloaded}[5m]))\n"
+                f"((sum by ({s.group}) (rate({s.overloaded}[5m])) or 0 * {_served(s, '5m')})\n"
+                f"+ on ({s.group}) {_shed(s, '5m')})\n"
                 f"/ on ({s.group})\njob:scamguard_slo_requests:rate5m\n> {_fmt(OVERLOAD_THRESHOLD)}"
             ),
             for_="5m",
@@ -285,8 +311,8 @@ def alert_rules(config: MonitoringConfig) -> list[tuple[str, list[Alert]]]:
             summary=f"scamguard ({config.environment}) is shedding load",
             description=(
                 f"More than {_pct(OVERLOAD_THRESHOLD)} of inference requests were rejected with 503 "
-                "because every inference slot was busy, for 5 minutes. These count against the "
-                "availability SLO."
+                "because every inference slot was busy (in the service, or in the admission proxy's "
+                "queue), for 5 minutes. These count against the availability SLO."
             ),
         ),
         Alert(

@@ -221,6 +221,26 @@ CASES: list[Case] = [
     ),
     Case(
         "ScamguardOverloadShedding",
+        "5% shed by the admission proxy, none by the service",
+        [
+            (req("200"), counter((95, 20))),
+            (metric("scamguard_admission_shed_total"), counter((5, 20))),
+        ],
+        "15m",
+        JOB_ONLY,
+    ),
+    Case(
+        "ScamguardOverloadShedding",
+        "the admission proxy runs and sheds nothing",
+        [
+            (req("200"), counter((100, 20))),
+            (metric("scamguard_admission_shed_total"), "0x20"),
+        ],
+        "15m",
+        None,
+    ),
+    Case(
+        "ScamguardOverloadShedding",
         "0.5% shed",
         [
             (req("200"), counter((199, 20))),
@@ -368,6 +388,20 @@ EXPR_CASES: list[ExprCase] = [
         "10m",
         "job:scamguard_slo_errors:ratio_rate5m",
         [('job:scamguard_slo_errors:ratio_rate5m{job="scamguard"}', 10 / 200)],
+    ),
+    ExprCase(
+        "requests the admission proxy shed are requests and errors of the SLO",
+        [(req("200"), counter((60, 10))), (metric("scamguard_admission_shed_total"), counter((20, 10)))],
+        "10m",
+        "job:scamguard_slo_errors:ratio_rate5m",
+        [('job:scamguard_slo_errors:ratio_rate5m{job="scamguard"}', 20 / 80)],
+    ),
+    ExprCase(
+        "the SLO's request rate adds what the admission proxy shed",
+        [(req("200"), counter((90, 10))), (metric("scamguard_admission_shed_total"), counter((30, 10)))],
+        "10m",
+        "job:scamguard_slo_requests:rate5m",
+        [('job:scamguard_slo_requests:rate5m{job="scamguard"}', 2.0)],
     ),
     ExprCase(
         "scam share is 0 when only legitimate mail was seen",

@@ -149,6 +149,7 @@ def _drive_traffic(healthy: str, broken: str) -> None:
 
 @pytest.fixture(scope="module")
 def stack(prometheus_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tools.require_tool("haproxy")  # the healthy instance runs behind its admission proxy
     tmp = tmp_path_factory.mktemp("monitoring-integration")
     healthy_port, broken_port, prom_port = free_port(), free_port(), free_port()
     config = MonitoringConfig(
@@ -177,7 +178,10 @@ def stack(prometheus_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     try:
         procs.append(
             _start(
-                [tools.service_python(), "-m", "service"], {**service_env, "PORT": str(healthy_port)}, logs[0]
+                [tools.service_python(), "-m", "service"],
+                # Behind its admission proxy, as the image runs it (its metrics are the proxy's too).
+                {**service_env, "PORT": str(healthy_port), "SCAMGUARD_ADMISSION_PROXY": "haproxy"},
+                logs[0],
             )
         )
         procs.append(

@@ -165,7 +165,7 @@ def _service_metric_names() -> set[str]:
     """Sample names the service's metrics module declares (families as exposition lines)."""
     from prometheus_client import REGISTRY, generate_latest
 
-    import service.metrics  # noqa: F401  (registers the service's collectors in the default registry)
+    import service.metrics  # registers the service's collectors in the default registry
 
     names: set[str] = set()
     for family in text_string_to_metric_families(generate_latest(REGISTRY).decode()):
@@ -175,6 +175,9 @@ def _service_metric_names() -> set[str]:
             "summary": ("_sum", "_count", "_created"),
         }.get(family.type, ("",))
         names.update(family.name + s for s in suffixes)
+    # Read from the admission proxy at scrape time, where one runs (service.admission).
+    for name, kind, _ in service.metrics.ADMISSION_METRICS:
+        names.add(name + "_total" if kind == "counter" else name)
     return names
 
 
