@@ -112,6 +112,25 @@ def start_server(tmp_path: pathlib.Path) -> Iterator[Callable[..., Server]]:
         server.stop()
 
 
+def start_on_a_taken_port(**env: str) -> tuple[int, subprocess.CompletedProcess[str]]:
+    """`python -m service` on a loopback port another socket holds: (the port, how it ended)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("SCAMGUARD_")}
+        full_env.update({"HOST": "127.0.0.1", "PORT": str(port), **env})
+        result = subprocess.run(
+            [sys.executable, "-m", "service"],
+            cwd=REPO,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    return port, result
+
+
 def metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 

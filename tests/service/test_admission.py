@@ -13,8 +13,6 @@ import os
 import pathlib
 import signal
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
@@ -28,7 +26,7 @@ from service.admission import (
 )
 from service.app import INFERENCE_PATHS
 from service.settings import Settings
-from tests.service.conftest import HAM_TEXT, require_tool
+from tests.service.conftest import HAM_TEXT, require_tool, start_on_a_taken_port
 
 pytestmark = pytest.mark.slow
 PROXY = {"SCAMGUARD_ADMISSION_PROXY": "haproxy"}
@@ -233,18 +231,8 @@ def test_haproxy_dies_with_the_service(start_server) -> None:
         assert not pathlib.Path(f"/proc/{haproxy}").exists(), "haproxy outlived the service"
 
 
-def test_a_port_in_use_stops_the_process_with_an_error(tmp_path: pathlib.Path) -> None:
-    from tests.service.conftest import REPO
-
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen(1)
-        port = taken.getsockname()[1]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SCAMGUARD_")}
-        env.update({"HOST": "127.0.0.1", "PORT": str(port), **PROXY})
-        result = subprocess.run(
-            [sys.executable, "-m", "service"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
-        )
+def test_a_port_in_use_stops_the_process_with_an_error() -> None:
+    _port, result = start_on_a_taken_port(**PROXY)
     assert result.returncode == 3, result.stderr[-2000:]
     assert "admission proxy (haproxy) exited" in result.stderr
     assert "Address already in use" in result.stderr  # HAProxy's own words, above the service's

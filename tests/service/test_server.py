@@ -9,15 +9,13 @@ import json
 import os
 import pathlib
 import signal
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
 
 import pytest
 
-from tests.service.conftest import HAM_TEXT, SCAM_TEXT, require_tool
+from tests.service.conftest import HAM_TEXT, SCAM_TEXT, require_tool, start_on_a_taken_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]  # the repository: `python -m service` runs here
 pytestmark = pytest.mark.slow
@@ -314,18 +312,8 @@ def test_draining_answers_say_connection_close(start_server, admission: dict[str
     assert server.process.wait(timeout=10) == 0
 
 
-def test_a_port_in_use_stops_the_process_with_an_error(tmp_path: pathlib.Path) -> None:
-    import socket
-
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen(1)
-        port = taken.getsockname()[1]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SCAMGUARD_")}
-        env.update({"HOST": "127.0.0.1", "PORT": str(port)})
-        result = subprocess.run(
-            [sys.executable, "-m", "service"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-        )
+def test_a_port_in_use_stops_the_process_with_an_error() -> None:
+    port, result = start_on_a_taken_port()
     assert result.returncode == 3, result.stderr[-2000:]
     errors = [json.loads(line) for line in result.stderr.splitlines() if '"ERROR"' in line]
     assert len(errors) == 1, result.stderr[-2000:]
