@@ -37,7 +37,7 @@ from typing import Any
 from benchmarks import wrk
 from benchmarks.openloop import Result, http_request, open_loop
 from benchmarks.openloop import run as run_load
-from benchmarks.procfs import rss_mb
+from benchmarks.procfs import cpu_seconds, rss_mb
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -45,6 +45,11 @@ EMAIL = (
     "Subject: Quarterly planning\n\nHi team, the planning meeting moves to Thursday at 10:00 in room 4B. "
     "Please bring the updated budget figures and the hiring plan; Sam will share the slides beforehand. "
 ) * 10  # ~2 KB, an ordinary e-mail
+
+
+# The share of 503s a closed-loop measurement at saturation tolerates (the admission proxy's queue
+# timeout can shed during a stall of the VM); its throughput counts 2xx only.
+SHED_ALLOWED = 0.001
 
 
 def free_port() -> int:
@@ -203,7 +208,10 @@ class Baseline:
 
 
 def measure_baseline(port: int) -> Baseline:
-    capacity = wrk.run(port, 32, 8, "/v1/classify", json.dumps({"text": EMAIL}).encode()).requests_per_second
+    # Behind the admission proxy a VM stall at saturation may shed a request or two: C counts 2xx.
+    capacity = wrk.run(
+        port, 32, 8, "/v1/classify", json.dumps({"text": EMAIL}).encode(), max_non_2xx_share=SHED_ALLOWED
+    ).ok_per_second
     quiet = load(port, [classify_request()], max(20.0, capacity * 0.1), 5)
     return Baseline(capacity, quiet.percentile(0.99) * 1000, quiet.percentile(0.5) * 1000)
 
@@ -212,7 +220,9 @@ def scenario_overload(base: Baseline, server: Server) -> list[Line]:
     lines = []
     for multiple in (0.7, 2.0, 4.0):
         rss_before = server.rss_mb()
+        cpu_before = cpu_seconds(server.pid)  # the service and its admission proxy
         result = load(server.port, [classify_request()], base.capacity * multiple, 10)
+        cpu_per_offered_us = (cpu_seconds(server.pid) - cpu_before) / max(1, result.sent) * 1e6
         rss_after = server.rss_mb()
         statuses = set(result.statuses)
         p99 = result.percentile(0.99) * 1000
@@ -233,6 +243,7 @@ def scenario_overload(base: Baseline, server: Server) -> list[Line]:
                 f"goodput {goodput:.2f} C, p99 admitted {p99:.1f} ms "
                 f"({p99 / base.unloaded_p99_ms:.1f}x unloaded), "
                 f"statuses {dict(result.statuses)}, client errors {dict(result.errors)}, "
+                f"server CPU {cpu_per_offered_us:.0f} us per offered request, "
                 f"RSS {rss_before:.0f} -> {rss_after:.0f} MB",
                 passed,
                 result.summary(),
@@ -312,6 +323,20 @@ def scenario_stalled_uploads(base: Baseline, server: Server) -> list[Line]:
     return lines
 
 
+def _closed_by_server(sock: socket.socket) -> bool:
+    """Whether the server closed this (non-blocking) connection, with or without an answer first
+    (a 408 before the close is still a close)."""
+    try:
+        for _ in range(64):  # an answer is a few hundred bytes; bounded either way
+            if sock.recv(65536) == b"":
+                return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    return False
+
+
 def scenario_slowloris(base: Baseline, server: Server) -> list[Line]:
     """1,000 connections that send a header byte a second: does the server ever close them?"""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -342,15 +367,7 @@ def scenario_slowloris(base: Baseline, server: Server) -> list[Line]:
                     sock.send(b"a")
         result = load(server.port, [classify_request()], base.capacity * 0.3, 4)
         for group, counter in ((sockets, "slow"), (idle, "idle")):
-            n = 0
-            for sock in group:
-                try:
-                    if sock.recv(1) == b"":
-                        n += 1
-                except BlockingIOError:
-                    pass
-                except OSError:
-                    n += 1
+            n = sum(_closed_by_server(sock) for sock in group)
             if counter == "slow":
                 closed_slow = n
             else:
@@ -530,8 +547,10 @@ def scenario_many_clients(base: Baseline, server: Server) -> list[Line]:
         # calls request() once before it sends: one more request than addresses is needed).
         presented, seconds = 0, max(5, math.ceil(MANY_CLIENTS / base.capacity * 1.3))
         for _ in range(3):  # about 50 s at 2,500 req/s; a slower run is retried, 3 min at most
-            presented = wrk.run(limited.port, 32, seconds, "/v1/classify", body,
-                                forwarded_for_clients=MANY_CLIENTS).requests  # fmt: skip
+            presented = wrk.run(
+                limited.port, 32, seconds, "/v1/classify", body,
+                forwarded_for_clients=MANY_CLIENTS, max_non_2xx_share=SHED_ALLOWED,
+            ).requests  # fmt: skip
             if presented > MANY_CLIENTS:
                 break
             seconds = min(180, math.ceil(seconds * 1.5 * MANY_CLIENTS / max(presented, 1)))
@@ -539,8 +558,10 @@ def scenario_many_clients(base: Baseline, server: Server) -> list[Line]:
         for r in range(3):
             runs = {}
             for clients in (1, MANY_CLIENTS) if r % 2 == 0 else (MANY_CLIENTS, 1):
-                runs[clients] = wrk.run(limited.port, 32, 5, "/v1/classify", body,
-                                        forwarded_for_clients=clients).requests_per_second  # fmt: skip
+                runs[clients] = wrk.run(
+                    limited.port, 32, 5, "/v1/classify", body,
+                    forwarded_for_clients=clients, max_non_2xx_share=SHED_ALLOWED,
+                ).ok_per_second  # fmt: skip
             ratios.append(runs[MANY_CLIENTS] / runs[1])
         rss_after = limited.rss_mb()
     ratio = statistics.median(ratios)
@@ -705,7 +726,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", choices=[*SCENARIOS, "soak"], help="run these scenarios only")
     parser.add_argument("--soak-seconds", type=float, default=600.0, help="0 skips the soak")
     parser.add_argument("--json", action="store_true", help="also print every line's data as JSON")
+    parser.add_argument(
+        "--admission-proxy",
+        choices=["haproxy", "off"],
+        default="haproxy",
+        help="SCAMGUARD_ADMISSION_PROXY of the service under test (haproxy: as the image runs it)",
+    )
     args = parser.parse_args(argv)
+    if (
+        args.admission_proxy == "haproxy"
+        and shutil.which("haproxy", path=f"{os.environ['PATH']}:/usr/sbin") is None
+    ):
+        print(
+            "haproxy is missing (apt-get install haproxy); or run with --admission-proxy off", file=sys.stderr
+        )
+        return 2
+    # Every service this command starts inherits it (Server.start passes the environment on).
+    os.environ["SCAMGUARD_ADMISSION_PROXY"] = args.admission_proxy
     if shutil.which("wrk") is None:
         print(
             "wrk is missing (apt-get install wrk): it measures the capacity the scenarios are scaled to",
@@ -716,6 +753,7 @@ def main(argv: list[str] | None = None) -> int:
     with running() as server:
         base = measure_baseline(server.port)
         print(
+            f"admission proxy: {args.admission_proxy}; "
             f"capacity C = {base.capacity:.0f} req/s (closed loop, 32 connections); unloaded p50 "
             f"{base.unloaded_p50_ms:.2f} ms, p99 {base.unloaded_p99_ms:.2f} ms; "
             f"load average {os.getloadavg()[0]:.2f}",

@@ -20,6 +20,12 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     requests: int
+    non_2xx: int = 0  # answers other than 2xx/3xx (counted in requests_per_second)
+
+    @property
+    def ok_per_second(self) -> float:
+        """2xx/3xx answers per second."""
+        return self.requests_per_second * (1 - self.non_2xx / max(1, self.requests))
 
 
 def script(body: bytes | None = None, forwarded_for_clients: int = 0) -> str:
@@ -53,9 +59,12 @@ def run(
     body: bytes | None = None,
     *,
     forwarded_for_clients: int = 0,
+    max_non_2xx_share: float = 0.0,
 ) -> WrkResult:
     """`wrk -t1` for `seconds` (on CPU 1 when there are two, the server being on CPU 0) with
-    `script(body, forwarded_for_clients)`. Any non-2xx answer under load fails the run."""
+    `script(body, forwarded_for_clients)`. A run with more than `max_non_2xx_share` of its answers
+    not 2xx fails (by default any: a server behind the admission proxy may shed a few requests at
+    saturation, which a caller that expects it allows, and then reads `ok_per_second`)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write(script(body, forwarded_for_clients))
     pin = ["taskset", "-c", "1"] if (os.cpu_count() or 1) >= 2 and shutil.which("taskset") else []
@@ -70,9 +79,10 @@ def run(
         ).stdout
     finally:
         os.unlink(lua.name)
-    if "Non-2xx" in out:
+    result = parse(out)
+    if result.non_2xx > max_non_2xx_share * result.requests:
         raise RuntimeError(f"non-2xx answers under load:\n{out}")
-    return parse(out)
+    return result
 
 
 def parse(out: str) -> WrkResult:
@@ -82,4 +92,5 @@ def parse(out: str) -> WrkResult:
 
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return WrkResult(rps, ms("50"), ms("99"), requests)
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return WrkResult(rps, ms("50"), ms("99"), requests, int(non_2xx.group(1)) if non_2xx else 0)
