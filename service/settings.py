@@ -111,8 +111,10 @@ class Settings(BaseSettings):
         le=3600,
         description="A connection closes when it has sent no complete request headers for this long: "
         "idle keep-alive connections and slow (slowloris) clients alike, as the server has one timer "
-        "for both. Behind a load balancer keep it above the balancer's idle timeout (the cloud targets "
-        "set it), or the server closes connections the balancer is about to reuse.",
+        "for both (behind the admission proxy, idle connections only: headers and body then must "
+        "arrive within `SCAMGUARD_BODY_TIMEOUT_SECONDS`). Behind a load balancer keep it above the "
+        "balancer's idle timeout (the cloud targets set it), or the server closes connections the "
+        "balancer is about to reuse.",
     )
     max_connections: int = Field(
         default=4096,
