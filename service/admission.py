@@ -34,11 +34,13 @@ import io
 import json
 import logging
 import os
+import pathlib
 import resource
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -82,6 +84,46 @@ def free_loopback_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Upstream:
+    """Where the Python server listens behind the proxy: a Unix socket where a tmpfs is writable
+    (/dev/shm: one in every container runtime, writable under a read-only root), which costs each
+    request less than TCP over loopback; else a free loopback port."""
+
+    path: pathlib.Path | None = None
+    port: int | None = None
+
+    @classmethod
+    def choose(cls, tmpfs: pathlib.Path = pathlib.Path("/dev/shm")) -> Upstream:  # noqa: S108 - see below
+        """The socket goes in a new directory of its own (mode 0700, a random name), so that on a
+        shared host no other user can take its name first or connect to it."""
+        if tmpfs.is_dir() and os.access(tmpfs, os.W_OK | os.X_OK):
+            with contextlib.suppress(OSError):
+                return cls(path=pathlib.Path(tempfile.mkdtemp(prefix="scamguard-", dir=tmpfs)) / "api.sock")
+        return cls(port=free_loopback_port())
+
+    def remove(self) -> None:
+        """Remove the socket's directory (the server removes the socket when it stops)."""
+        if self.path is not None:
+            shutil.rmtree(self.path.parent, ignore_errors=True)
+
+    @property
+    def haproxy_address(self) -> str:
+        return f"unix@{self.path}" if self.path is not None else f"127.0.0.1:{self.port}"
+
+    async def accepts(self) -> bool:
+        """Whether the Python server listens there yet."""
+        try:
+            if self.path is not None:
+                _reader, writer = await asyncio.open_unix_connection(self.path)
+            else:
+                _reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        except OSError:
+            return False
+        writer.close()
+        return True
+
+
 def _quoted(text: str) -> str:
     """A double-quoted HAProxy configuration word (backslash escapes quotes and backslashes)."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -111,7 +153,7 @@ def max_proxy_connections(settings: Settings) -> int:
 
 
 def haproxy_config(
-    settings: Settings, upstream_port: int, inference_paths: Iterable[str], stats_socket: str
+    settings: Settings, upstream: str, inference_paths: Iterable[str], stats_socket: str
 ) -> str:
     """The whole HAProxy configuration for these settings (validated by `haproxy -c` in the tests)."""
     bind = f"{settings.host}:{settings.port}"
@@ -185,11 +227,11 @@ def haproxy_config(
         "",
         "backend inference",
         "    http-reuse always",
-        f"    server python 127.0.0.1:{upstream_port} maxconn {settings.admission_concurrency}",
+        f"    server python {upstream} maxconn {settings.admission_concurrency}",
         "",
         "backend direct",
         "    http-reuse always",
-        f"    server python 127.0.0.1:{upstream_port}",
+        f"    server python {upstream}",
         "",
     ]
     return "\n".join(lines)
@@ -230,12 +272,11 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 class AdmissionProxy:
     """One HAProxy child process, configured from the settings."""
 
-    def __init__(self, settings: Settings, upstream_port: int, inference_paths: Iterable[str]) -> None:
+    def __init__(self, settings: Settings, upstream: str, inference_paths: Iterable[str]) -> None:
+        """`upstream`: the Python server's address as HAProxy writes it (`Upstream.haproxy_address`)."""
         self.executable = find_haproxy()
         self.stats_socket_name = f"scamguard-admission-{os.getpid()}"
-        self.config = haproxy_config(
-            settings, upstream_port, inference_paths, f"abns@{self.stats_socket_name}"
-        )
+        self.config = haproxy_config(settings, upstream, inference_paths, f"abns@{self.stats_socket_name}")
         self.process: subprocess.Popen[bytes] | None = None
 
     def _config_fd(self) -> int:

@@ -26,6 +26,7 @@ import contextlib
 import logging
 import logging.config
 import os
+import pathlib
 import resource
 import signal
 from typing import Any
@@ -39,7 +40,7 @@ from granian.server.embed import Server
 from service.admission import (
     UPSTREAM_KEEP_ALIVE_SECONDS,
     AdmissionProxy,
-    free_loopback_port,
+    Upstream,
     register_admission_metrics,
 )
 from service.app import INFERENCE_PATHS, ScamguardApp, create_app
@@ -85,12 +86,18 @@ def use_batch_scheduling() -> bool:
 
 
 def build_server(
-    settings: Settings, app: ScamguardApp, address: str, port: int, keep_alive_seconds: int
+    settings: Settings,
+    app: ScamguardApp,
+    address: str,
+    port: int,
+    keep_alive_seconds: int,
+    uds: pathlib.Path | None = None,
 ) -> Server:
     return Server(
         app,
         address=address,
         port=port,
+        uds=uds,
         interface=Interfaces.ASGI,
         http=HTTPModes.http1,
         websockets=False,
@@ -145,13 +152,11 @@ class GracefulShutdown:
             self.stopping.set()
 
 
-async def _wait_listening(port: int, serving: asyncio.Future[None], seconds: float) -> bool:
-    """True once 127.0.0.1:port accepts connections; False if the server ended or time ran out."""
+async def _wait_listening(upstream: Upstream, serving: asyncio.Future[None], seconds: float) -> bool:
+    """True once the server accepts connections there; False if it ended or time ran out."""
     deadline = asyncio.get_running_loop().time() + seconds
     while not serving.done() and asyncio.get_running_loop().time() < deadline:
-        with contextlib.suppress(OSError):
-            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
+        if await upstream.accepts():
             return True
         await asyncio.sleep(0.005)
     return False
@@ -170,15 +175,24 @@ def _startup_failed(settings: Settings, serving: asyncio.Future[None]) -> int:
 
 
 async def serve(settings: Settings) -> int:
+    # Behind the admission proxy the Python server listens on a socket of its own (else on the port).
+    upstream = Upstream.choose() if settings.admission_proxy == "haproxy" else Upstream(port=settings.port)
+    try:
+        return await _serve(settings, upstream)
+    finally:
+        upstream.remove()
+
+
+async def _serve(settings: Settings, upstream: Upstream) -> int:
     proxy: AdmissionProxy | None = None
-    upstream_port = settings.port
     if settings.admission_proxy == "haproxy":
         # HAProxy holds two descriptors a client connection.
         raise_open_file_limit(2 * settings.max_connections + 1024)
-        upstream_port = free_loopback_port()
-        proxy = AdmissionProxy(settings, upstream_port, INFERENCE_PATHS)
+        proxy = AdmissionProxy(settings, upstream.haproxy_address, INFERENCE_PATHS)
         app = create_app(settings, proxy_hops=1)  # HAProxy appends the peer to X-Forwarded-For
-        server = build_server(settings, app, "127.0.0.1", upstream_port, UPSTREAM_KEEP_ALIVE_SECONDS)
+        server = build_server(
+            settings, app, "127.0.0.1", upstream.port or 0, UPSTREAM_KEEP_ALIVE_SECONDS, uds=upstream.path
+        )
     else:
         raise_open_file_limit(settings.max_connections + 1024)
         app = create_app(settings)
@@ -192,7 +206,7 @@ async def serve(settings: Settings) -> int:
     if proxy is not None:
         # HAProxy starts once the Python server listens, so that it never answers 503 for a server
         # that is only starting up.
-        if not await _wait_listening(upstream_port, serving, 60):
+        if not await _wait_listening(upstream, serving, 60):
             signalled.cancel()
             server.stop()
             return _startup_failed(settings, serving) if serving.done() else 3

@@ -125,6 +125,8 @@ def test_hardened_container_classifies_over_http(image: str) -> None:
             "\n"
         )
         assert [line.split() for line in proxies if line] == [["haproxy", str(SERVICE_UID), "0", "1"]]
+        sockets = docker("exec", container.id, "/opt/venv/bin/python", "-c", _UPSTREAM_SNIPPET).stdout.split()
+        assert len(sockets) == 1, sockets
         # The image's own HEALTHCHECK command passes against the running service.
         healthcheck = image_inspect(image)["Config"]["Healthcheck"]["Test"][1:]
         assert docker("exec", container.id, *healthcheck, check=False).returncode == 0
@@ -153,6 +155,8 @@ for pid in children:
     name = open(f'/proc/{pid}/comm').read().strip()
     print(name, status['Uid'].split()[0], int(status['CapEff'].strip(), 16), status['NoNewPrivs'].strip())
 """
+# Behind the proxy the service listens on a Unix socket in /dev/shm, writable under a read-only root.
+_UPSTREAM_SNIPPET = "import glob; print(' '.join(glob.glob('/dev/shm/scamguard-*/api.sock')))"
 
 
 @dataclass

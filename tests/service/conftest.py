@@ -44,6 +44,7 @@ def require_tool(name: str) -> str:
 
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
+SOCKET_TMPFS = pathlib.Path("/dev/shm")
 
 
 def free_port() -> int:
@@ -82,8 +83,10 @@ class Server:
 
 @pytest.fixture
 def start_server(tmp_path: pathlib.Path) -> Iterator[Callable[..., Server]]:
-    """Starts `python -m service` (as many as a test asks for) on free ports; kills them after."""
+    """Starts `python -m service` (as many as a test asks for) on free ports; kills them after, and
+    removes the socket directories that killed services behind the admission proxy left."""
     servers: list[Server] = []
+    sockets_before = set(SOCKET_TMPFS.glob("scamguard-*"))
 
     def start(**env: str) -> Server:
         port = free_port()
@@ -110,6 +113,8 @@ def start_server(tmp_path: pathlib.Path) -> Iterator[Callable[..., Server]]:
     yield start
     for server in servers:
         server.stop()
+    for left in set(SOCKET_TMPFS.glob("scamguard-*")) - sockets_before:
+        shutil.rmtree(left, ignore_errors=True)
 
 
 def start_on_a_taken_port(**env: str) -> tuple[int, subprocess.CompletedProcess[str]]:

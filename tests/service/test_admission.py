@@ -20,6 +20,7 @@ import pytest
 from service.admission import (
     AdmissionProxy,
     AdmissionProxyError,
+    Upstream,
     buffer_bytes,
     haproxy_config,
     parse_stats,
@@ -94,20 +95,34 @@ def _hold_a_slot(port: int, settings: Settings) -> socket.socket:
 )
 def test_haproxy_accepts_the_configuration(overrides: dict[str, object]) -> None:
     """`haproxy -c` on what the service would run, for defaults and for settings at their edges."""
-    proxy = AdmissionProxy(Settings(**overrides), 40000, INFERENCE_PATHS)  # type: ignore[arg-type]
+    proxy = AdmissionProxy(Settings(**overrides), "127.0.0.1:40000", INFERENCE_PATHS)  # type: ignore[arg-type]
     proxy.check()
+
+
+def test_the_upstream_is_a_unix_socket_where_a_tmpfs_is_writable(tmp_path: pathlib.Path) -> None:
+    on_socket = Upstream.choose(tmp_path)
+    assert on_socket.path is not None
+    assert on_socket.path.parent.parent == tmp_path
+    assert on_socket.path.parent.stat().st_mode & 0o777 == 0o700  # nobody else may enter it
+    assert on_socket.haproxy_address == f"unix@{on_socket.path}"
+    AdmissionProxy(Settings(), on_socket.haproxy_address, INFERENCE_PATHS).check()
+    on_socket.remove()
+    assert list(tmp_path.iterdir()) == []
+    on_port = Upstream.choose(tmp_path / "missing")
+    assert on_port.path is None
+    assert on_port.haproxy_address == f"127.0.0.1:{on_port.port}"
 
 
 def test_haproxy_check_refuses_a_broken_configuration() -> None:
     """The validator above is trusted only because it fails a broken copy."""
-    proxy = AdmissionProxy(Settings(), 40000, INFERENCE_PATHS)
+    proxy = AdmissionProxy(Settings(), "127.0.0.1:40000", INFERENCE_PATHS)
     proxy.config = proxy.config.replace("timeout queue", "timeout qeue")
     with pytest.raises(AdmissionProxyError, match="qeue"):
         proxy.check()
 
 
 def test_the_configuration_queues_only_inference() -> None:
-    config = haproxy_config(Settings(admission_concurrency=5), 40000, INFERENCE_PATHS, "abns@x")
+    config = haproxy_config(Settings(admission_concurrency=5), "127.0.0.1:40000", INFERENCE_PATHS, "abns@x")
     routing = [
         line.strip() for line in config.splitlines() if "use_backend" in line or "default_backend" in line
     ]
