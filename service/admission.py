@@ -11,7 +11,8 @@ wait in HAProxy, and one that waits longer than `SCAMGUARD_ADMISSION_QUEUE_TIMEO
 answered 503 + Retry-After in the API's JSON error shape, for a few microseconds of CPU. It is the
 pattern of Knative's queue-proxy in front of a KServe model, inside one container.
 
-Layout: HAProxy binds HOST:PORT; the Python server binds a free port on 127.0.0.1. Only POSTs to the
+Layout: HAProxy binds HOST:PORT; the Python server binds a Unix socket in /dev/shm (`Upstream`; a
+free port on 127.0.0.1 where no tmpfs is writable). Only POSTs to the
 inference paths are queued: probes, metadata and /metrics go straight through, so liveness and
 readiness answer while inference sheds. HAProxy also buffers each request body (up to its buffer,
 `SCAMGUARD_MAX_HEADER_BYTES` + 1 KiB) before it takes a slot, so a client that stalls mid-upload
