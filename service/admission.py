@@ -8,7 +8,8 @@ before the event loop sees it (in the server's hand-off to Python), where no rul
 can measure it (docs/service/reliability.md). HAProxy keeps its own queue: at most
 `SCAMGUARD_ADMISSION_CONCURRENCY` inference requests are inside the Python process at once, the rest
 wait in HAProxy, and one that waits longer than `SCAMGUARD_ADMISSION_QUEUE_TIMEOUT_SECONDS` is
-answered 503 + Retry-After in the API's JSON error shape, for a few microseconds of CPU. It is the
+answered 503 + Retry-After in the API's JSON error shape, for tens of microseconds of CPU instead of
+a trip through Python. It is the
 pattern of Knative's queue-proxy in front of a KServe model, inside one container.
 
 Layout: HAProxy binds HOST:PORT; the Python server binds a Unix socket in /dev/shm (`Upstream`; a
@@ -32,8 +33,6 @@ import contextlib
 import csv
 import ctypes
 import io
-import json
-import logging
 import os
 import pathlib
 import resource
@@ -50,9 +49,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from service import metrics
+from service.errors import INTERNAL_ERROR, ApiError, payload_too_large, request_timeout
 from service.settings import Settings
-
-logger = logging.getLogger("scamguard")
 
 # Where Debian puts it; a non-root PATH may not include /usr/sbin.
 _SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
@@ -130,13 +128,20 @@ def _quoted(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _error_reply(status: int, code: str, message: str, *headers: tuple[str, str]) -> str:
-    """An `http-error` line: the JSON error shape, with the request id HAProxy set or was sent."""
-    head = json.dumps({"error": message, "code": code, "status": status}, separators=(",", ":"))[:-1]
+_REQUEST_ID_MARK = "@request-id@"
+
+
+def _error_reply(error: ApiError) -> str:
+    """An `http-error` line answering `error` in the API's one error shape (ApiError.body), with the
+    request id HAProxy set or was sent. HAProxy manages Connection itself."""
     # lf-string: % starts a log-format expression, so a literal one is doubled.
-    body = head.replace("%", "%%") + ',"request_id":"%[var(txn.request_id),json(utf8s)]"}'
-    extra = "".join(f" hdr {name} {_quoted(value)}" for name, value in headers)
-    return f"    http-error status {status} content-type application/json lf-string {_quoted(body)}{extra}"
+    body = error.body(_REQUEST_ID_MARK).decode().replace("%", "%%")
+    body = body.replace(_REQUEST_ID_MARK, "%[var(txn.request_id),json(utf8s)]")
+    headers = {name: value for name, value in error.headers.items() if name.lower() != "connection"}
+    extra = "".join(f" hdr {name} {_quoted(value)}" for name, value in headers.items())
+    return (
+        f"    http-error status {error.status} content-type application/json lf-string {_quoted(body)}{extra}"
+    )
 
 
 def buffer_bytes(settings: Settings) -> int:
@@ -187,26 +192,19 @@ def haproxy_config(
         f"    timeout queue {queue_ms}ms",
         "    timeout server 120s",
         _error_reply(
-            503,
-            "overloaded",
-            f"the server is at capacity (no inference slot within {queue_ms} ms); "
-            f"retry after {OVERLOADED_RETRY_AFTER_SECONDS} s",
-            ("Retry-After", str(OVERLOADED_RETRY_AFTER_SECONDS)),
+            ApiError(
+                503,
+                "overloaded",
+                f"the server is at capacity (no inference slot within {queue_ms} ms); "
+                f"retry after {OVERLOADED_RETRY_AFTER_SECONDS} s",
+                headers={"Retry-After": str(OVERLOADED_RETRY_AFTER_SECONDS)},
+            )
         ),
-        _error_reply(
-            413,
-            "payload_too_large",
-            f"request body is larger than {settings.max_body_bytes} bytes; "
-            "send fewer or shorter texts per request",
-        ),
-        _error_reply(
-            408,
-            "request_timeout",
-            f"the request did not arrive within {settings.body_timeout_seconds:g} s; send it whole",
-        ),
-        _error_reply(502, "internal_error", "the model server did not answer; retry later"),
-        _error_reply(504, "internal_error", "the model server did not answer in time; retry later"),
-        _error_reply(500, "internal_error", "internal server error; retry later"),
+        _error_reply(payload_too_large(settings.max_body_bytes)),
+        _error_reply(request_timeout(settings.body_timeout_seconds)),
+        _error_reply(ApiError(502, "internal_error", "the model server did not answer; retry later")),
+        _error_reply(ApiError(504, "internal_error", "the model server did not answer in time; retry later")),
+        _error_reply(INTERNAL_ERROR),
         "",
         "frontend api",
         f"    bind {bind}",
@@ -318,10 +316,6 @@ class AdmissionProxy:
         finally:
             os.close(fd)
 
-    @property
-    def pid(self) -> int | None:
-        return None if self.process is None else self.process.pid
-
     def soft_stop(self) -> None:
         """Close the listener; queued and in-flight requests finish, idle connections close."""
         if self.process is not None and self.process.poll() is None:
@@ -345,7 +339,7 @@ class AdmissionProxy:
         """Its counters, read from its stats socket (None when it does not answer)."""
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(1.0)
+                sock.settimeout(0.25)
                 # HAProxy binds an abstract name padded with NULs to the whole sun_path (108 bytes).
                 sock.connect("\0" + self.stats_socket_name.ljust(107, "\0"))
                 sock.sendall(b"show stat\n")

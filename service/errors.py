@@ -66,6 +66,25 @@ class ApiError(Exception):
         return headers
 
 
+def payload_too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        "payload_too_large",
+        f"request body is larger than {limit} bytes; send fewer or shorter texts per request",
+        reject_reason="payload_too_large",
+    )
+
+
+def request_timeout(seconds: float) -> ApiError:
+    return ApiError(
+        408,
+        "request_timeout",
+        f"the request body did not arrive within {seconds:g} s; send it whole",
+        headers={"Connection": "close"},
+        reject_reason="request_timeout",
+    )
+
+
 def count_rejection(error: ApiError) -> None:
     if error.reject_reason is not None:
         metrics.REJECTED[error.reject_reason].inc()

@@ -38,6 +38,8 @@ from service.errors import (
     ApiError,
     count_rejection,
     from_domain,
+    payload_too_large,
+    request_timeout,
 )
 from service.openapi import Operation
 from service.ratelimit import AuthFailureThrottle, RateLimiter, client_host
@@ -90,15 +92,6 @@ def _method_not_allowed(allowed: Iterable[str]) -> ApiError:
         "method_not_allowed",
         "method not allowed on this endpoint; see the Allow header",
         headers={"Allow": allow},
-    )
-
-
-def _payload_too_large(limit: int) -> ApiError:
-    return ApiError(
-        413,
-        "payload_too_large",
-        f"request body is larger than {limit} bytes; send fewer or shorter texts per request",
-        reject_reason="payload_too_large",
     )
 
 
@@ -278,7 +271,7 @@ class RequestPipeline:
             limit = self.max_body_bytes
             if content_length is not None and int(content_length) > limit:
                 # The server already rejects a malformed Content-Length, so it is a plain integer.
-                raise _payload_too_large(limit)
+                raise payload_too_large(limit)
             if path in self.protected:
                 key: bytes | None = None
                 # The client's address, once: the key-guess throttle and the rate limit key on it.
@@ -420,13 +413,7 @@ class RequestPipeline:
             async with asyncio.timeout(self.body_timeout_seconds):
                 return await _read_body(receive, limit, expected)
         except TimeoutError:
-            raise ApiError(
-                408,
-                "request_timeout",
-                f"the request body did not arrive within {self.body_timeout_seconds:g} s; send it whole",
-                headers={"Connection": "close"},
-                reject_reason="request_timeout",
-            ) from None
+            raise request_timeout(self.body_timeout_seconds) from None
 
     def _admit_inference(self) -> None:
         """503 without a model, or when the bound on in-flight inferences is reached."""
@@ -463,7 +450,7 @@ async def _read_body(receive: Receive, limit: int, expected: int | None) -> byte
         chunk: bytes = message.get("body", b"")
         received += len(chunk)
         if expected is None and received > limit:
-            raise _payload_too_large(limit)
+            raise payload_too_large(limit)
         chunks.append(chunk)
         if received == expected or not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -479,7 +466,7 @@ def _limited_receive(receive: Receive, limit: int) -> Receive:
             received += len(message.get("body", b""))
             if received > limit:
                 # Raised inside the endpoint's body read: the error handler answers 413.
-                raise _payload_too_large(limit)
+                raise payload_too_large(limit)
         return message
 
     return counting_receive

@@ -8,6 +8,7 @@ routes before it exists, so that the pipeline can authorise and label them (a te
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
@@ -112,7 +113,9 @@ def build_rest_app(
     )
     async def prometheus_metrics(request: Request) -> Response:
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-        return Response(encoder(REGISTRY), headers={"Content-Type": content_type})
+        # Off the event loop: a collection reads the admission proxy's stats socket (service.admission).
+        body = await asyncio.to_thread(encoder, REGISTRY)
+        return Response(body, headers={"Content-Type": content_type})
 
     open_paths = frozenset(open_paths)
 
