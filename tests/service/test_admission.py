@@ -157,8 +157,14 @@ def test_excess_inference_is_shed_with_503_json_and_retry_after(start_server) ->
     assert _exchange(server.port, _classify())[0] == 200
     holder = _hold_a_slot(server.port, settings)
     try:
-        time.sleep(0.5)  # the held request reaches the service (a slower machine only waits longer)
-        status, headers, body = _exchange(server.port, _classify(headers="X-Request-ID: shed-me\r\n"))
+        # Until the held request reaches the service the slot is free and an inference succeeds;
+        # from then on it is shed. Polled, so a slow machine only takes longer (10 s at most).
+        deadline = time.monotonic() + 10
+        while True:
+            status, headers, body = _exchange(server.port, _classify(headers="X-Request-ID: shed-me\r\n"))
+            if status != 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert status == 503, body
         assert headers["retry-after"] == "1"
         assert headers["content-type"] == "application/json"
