@@ -195,7 +195,8 @@ def haproxy_config(
             ApiError(
                 503,
                 "overloaded",
-                f"the server is at capacity (no inference slot within {queue_ms} ms); "
+                f"the server is at capacity ({settings.admission_queue_length} requests already wait "
+                f"for an inference slot, or none came free within {queue_ms} ms); "
                 f"retry after {OVERLOADED_RETRY_AFTER_SECONDS} s",
                 headers={"Retry-After": str(OVERLOADED_RETRY_AFTER_SECONDS)},
             )
@@ -226,6 +227,8 @@ def haproxy_config(
         "",
         "backend inference",
         "    http-reuse always",
+        # A full queue refuses at once: a refusal costs the least CPU when it never waits.
+        f"    http-request deny deny_status 503 if {{ queue(inference) ge {settings.admission_queue_length} }}",
         f"    server python {upstream} maxconn {settings.admission_concurrency}",
         "",
         "backend direct",

@@ -33,10 +33,10 @@ STORE_TIMEOUT_SECONDS = 0.1
 BREAKER_OPEN_SECONDS = 5.0
 # Checks waiting on the store at once; past this the store is slow, and the rest fail open at once
 # instead of queueing behind it (a hung Redis let 175 requests pile up per instance). Half the
-# admission proxy's default slots (SCAMGUARD_ADMISSION_CONCURRENCY, 32): requests waiting out a hung
-# store's timeout (0.1 s, longer than the proxy's queue timeout) must leave slots to the others, or
-# the proxy sheds them (136 503s in the reliability command's Redis line with 32).
-MAX_STORE_INFLIGHT = 16
+# admission proxy's default slots (SCAMGUARD_ADMISSION_CONCURRENCY, 16): requests waiting out a hung
+# store's timeout (0.1 s) must leave slots to the others, which fail open at once, or the proxy
+# sheds them (136 503s in the reliability command's Redis line when they could take every slot).
+MAX_STORE_INFLIGHT = 8
 
 
 def async_storage_uri(uri: str) -> str:

@@ -91,17 +91,27 @@ class Settings(BaseSettings):
         "(service/admission.py). The image turns it on; `off` serves HOST:PORT from Python directly.",
     )
     admission_concurrency: int = Field(
-        default=32,
+        default=16,
         ge=1,
         le=1024,
         description="With the admission proxy: inference requests let into the Python process at once.",
     )
+    admission_queue_length: int = Field(
+        default=16,
+        ge=1,  # HAProxy counts its queue: "refuse when 0 wait" would refuse everything
+        le=4096,
+        description="With the admission proxy: inference requests that may wait for a slot; one more "
+        "is answered 503 + `Retry-After` at once (no wait, the cheapest refusal). With the concurrency "
+        "it bounds an admitted request's wait to about (concurrency + length) requests' work.",
+    )
     admission_queue_timeout_seconds: float = Field(
-        default=0.05,
+        default=0.25,
         gt=0,
         le=30,
         description="With the admission proxy: the longest an inference request waits for a slot "
-        "before it is answered 503 + `Retry-After`.",
+        "before it is answered 503 + `Retry-After`. The queue's length bounds the wait of single "
+        "e-mails to milliseconds; this bounds heavy requests (large batches), at the default p99 "
+        "latency objective: a request that waited that long could not meet it.",
     )
 
     shutdown_grace_seconds: float = Field(default=10.0, gt=0, description="SIGTERM to exit, at most.")

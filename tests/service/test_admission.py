@@ -14,6 +14,7 @@ import pathlib
 import signal
 import socket
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -89,7 +90,12 @@ def _hold_a_slot(port: int, settings: Settings) -> socket.socket:
     [
         {},
         {"host": "0.0.0.0", "port": 8080, "keep_alive_seconds": 620, "shutdown_grace_seconds": 30},
-        {"admission_concurrency": 1, "admission_queue_timeout_seconds": 0.001, "max_header_bytes": 1 << 20},
+        {
+            "admission_concurrency": 1,
+            "admission_queue_length": 1,
+            "admission_queue_timeout_seconds": 0.001,
+            "max_header_bytes": 1 << 20,
+        },
         {"body_timeout_seconds": 0.5, "max_body_bytes": 1024, "max_connections": 1},
     ],
 )
@@ -150,11 +156,10 @@ def test_shed_count_is_what_haproxy_answered_itself() -> None:
 
 
 def test_excess_inference_is_shed_with_503_json_and_retry_after(start_server) -> None:
-    settings = Settings(admission_concurrency=1, admission_queue_timeout_seconds=0.05)
+    settings = Settings(admission_concurrency=1)
     server = start_server(
         **PROXY, SCAMGUARD_ADMISSION_CONCURRENCY="1", SCAMGUARD_ADMISSION_QUEUE_TIMEOUT_SECONDS="0.05"
     )
-    assert _exchange(server.port, _classify())[0] == 200
     holder = _hold_a_slot(server.port, settings)
     try:
         # Until the held request reaches the service the slot is free and an inference succeeds;
@@ -181,6 +186,46 @@ def test_excess_inference_is_shed_with_503_json_and_retry_after(start_server) ->
     finally:
         holder.close()
     assert _exchange(server.port, _classify())[0] == 200  # the slot is free again
+
+
+def _metric(port: int, name: str) -> float:
+    text = _exchange(port, b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")[2].decode()
+    (value,) = [line.split()[1] for line in text.splitlines() if line.startswith(f"{name} ")]
+    return float(value)
+
+
+def _poll(until: Callable[[], bool]) -> None:
+    """Until the condition holds: a slow machine only takes longer (10 s at most)."""
+    deadline = time.monotonic() + 10
+    while not until():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.05)
+
+
+def test_with_the_queue_full_inference_is_refused_at_once(start_server) -> None:
+    """A full queue refuses without a wait: with a 20 s queue timeout, a request that were queued
+    instead would outlast the exchange's 10 s and fail the test."""
+    settings = Settings(admission_concurrency=1)
+    server = start_server(
+        **PROXY,
+        SCAMGUARD_ADMISSION_CONCURRENCY="1",
+        SCAMGUARD_ADMISSION_QUEUE_LENGTH="1",
+        SCAMGUARD_ADMISSION_QUEUE_TIMEOUT_SECONDS="20",
+    )
+    holder = _hold_a_slot(server.port, settings)
+    # The holder is inside Python (counted with the scrape that asks), then one request waits.
+    _poll(lambda: _metric(server.port, "scamguard_http_requests_in_flight") == 2)
+    waiter = _hold_a_slot(server.port, settings)
+    try:
+        _poll(lambda: _metric(server.port, "scamguard_admission_queued_requests") == 1)
+        status, headers, body = _exchange(server.port, _classify())
+        assert (status, headers["retry-after"]) == (503, "1")
+        assert json.loads(body)["code"] == "overloaded"
+        assert _metric(server.port, "scamguard_admission_shed_total") == 1
+    finally:
+        holder.close()
+        waiter.close()
+    assert _exchange(server.port, _classify())[0] == 200
 
 
 def test_a_stalled_small_upload_holds_no_slot(start_server) -> None:
