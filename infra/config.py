@@ -65,7 +65,13 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     # --- scaling and resources
     ConfigKey("minInstances", "integer", 0, "Minimum number of instances (0 = scale to zero)."),
     ConfigKey("maxInstances", "integer", 3, "Maximum number of instances the autoscaler may start."),
-    ConfigKey("concurrency", "integer", 80, "Concurrent requests one instance receives before scaling out."),
+    ConfigKey(
+        "concurrency",
+        "integer",
+        32,
+        "Concurrent requests one instance admits: Cloud Run sends no more before scaling out; inside, "
+        "16 run at once and the rest wait in the admission proxy's queue (more get 503 + Retry-After).",
+    ),
     ConfigKey("cpu", "string", "1", "vCPUs per instance, e.g. 1, 2 or 0.5."),
     ConfigKey("memory", "string", "512Mi", "Memory per instance, e.g. 512Mi or 1Gi."),
     # --- the API's behaviour (environment of the container, see docs/service/index.md)
@@ -376,6 +382,9 @@ class ServiceSettings:
     log_level: str
     docs_enabled: bool
     api_keys: pulumi.Output[str] | None  # secret; targets mount it, never plain env in state
+    # Requests the instance admits at once (the scaling `concurrency`): the admission proxy's
+    # slots plus its queue, so that a platform sending this many never sees one refused.
+    instance_concurrency: int = 32
 
     port: int = 8080  # the container contract (service/Dockerfile, Cloud Run)
 
@@ -401,9 +410,21 @@ class ServiceSettings:
             "SCAMGUARD_MAX_TEXT_CHARS": str(self.max_text_chars),
             "SCAMGUARD_MAX_BODY_BYTES": str(self.max_body_bytes),
             "SCAMGUARD_MAX_INFLIGHT": str(self.max_inflight),
+            **self.admission_environment(),
             "SCAMGUARD_SHUTDOWN_GRACE_SECONDS": str(self.shutdown_grace_seconds),
             "SCAMGUARD_LOG_LEVEL": self.log_level,
             "SCAMGUARD_DOCS_ENABLED": "true" if self.docs_enabled else "false",
+        }
+
+    def admission_environment(self) -> dict[str, str]:
+        """The admission proxy's slots (the service's default, fewer for a smaller concurrency) and
+        a queue for the rest of `instance_concurrency`."""
+        from service.settings import Settings  # the service's default, not a copy of it
+
+        slots = min(self.instance_concurrency, Settings.model_fields["admission_concurrency"].default)
+        return {
+            "SCAMGUARD_ADMISSION_CONCURRENCY": str(slots),
+            "SCAMGUARD_ADMISSION_QUEUE_LENGTH": str(max(1, self.instance_concurrency - slots)),
         }
 
     def environment_behind(self, *, proxies: int, idle_timeout_seconds: int) -> dict[str, str]:
@@ -935,6 +956,7 @@ def load_settings() -> Settings:
         log_level=read.string("logLevel"),
         docs_enabled=read.boolean("docsEnabled"),
         api_keys=read.secret("apiKeys"),
+        instance_concurrency=scaling.concurrency,
     )
     check_container_environment(read, service)
 

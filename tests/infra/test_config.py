@@ -143,6 +143,19 @@ def test_container_settings_follow_the_service_model(load: Load) -> None:
     assert container.log_level == "DEBUG"
 
 
+@pytest.mark.parametrize(
+    ("concurrency", "slots", "queue"), [("32", 16, 16), ("80", 16, 64), ("8", 8, 1), ("1", 1, 1)]
+)
+def test_an_instance_admits_its_concurrency(load: Load, concurrency: str, slots: int, queue: int) -> None:
+    """The platform's per-instance concurrency (Cloud Run sends no more) fits the admission proxy's
+    slots plus its queue, so no request the platform sends an instance is refused by it."""
+    from service.settings import settings_from_environment
+
+    container = settings_from_environment(load(concurrency=concurrency).service.environment())
+    assert (container.admission_concurrency, container.admission_queue_length) == (slots, queue)
+    assert slots + queue >= int(concurrency)
+
+
 def test_aws_settings_are_read_only_for_the_aws_target(load: Load) -> None:
     settings = load(
         target="aws", region="eu-west-1", cpu="1", memory="2Gi", extra={"aws:region": "eu-west-1"}

@@ -146,10 +146,13 @@ def all_deployments(staging: Deployment, prod: Deployment, public: Deployment) -
 def test_scaling_bounds_per_stack(staging: Deployment, prod: Deployment) -> None:
     staging_template = staging.api.inputs["template"]
     assert staging_template["scaling"] == {"minInstanceCount": 0, "maxInstanceCount": 3}  # scales to zero
-    assert staging_template["maxInstanceRequestConcurrency"] == 80
+    assert staging_template["maxInstanceRequestConcurrency"] == 32
     prod_template = prod.api.inputs["template"]
     assert prod_template["scaling"] == {"minInstanceCount": 1, "maxInstanceCount": 10}  # a warm minimum
-    assert prod_template["maxInstanceRequestConcurrency"] == 80
+    assert prod_template["maxInstanceRequestConcurrency"] == 32
+    # What Cloud Run sends an instance, the instance admits: its proxy's slots plus its queue.
+    env = {e["name"]: e["value"] for e in prod.container(prod.api, "api")["envs"]}
+    assert int(env["SCAMGUARD_ADMISSION_CONCURRENCY"]) + int(env["SCAMGUARD_ADMISSION_QUEUE_LENGTH"]) == 32
     limits = prod.container(prod.api, "api")["resources"]["limits"]
     assert limits == {"cpu": "1", "memory": "512Mi"}
     # Prod keeps CPU between requests (steady scraping); staging is billed per request.
