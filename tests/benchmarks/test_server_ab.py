@@ -22,3 +22,19 @@ def test_a_zero_reference_is_not_a_ratio() -> None:
 def test_unequal_rounds_are_refused() -> None:
     with pytest.raises(ValueError, match="2 reference rounds against 1"):
         paired_ratios([1.0, 2.0], [1.0])
+
+
+def test_throughput_counts_only_answers_served(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind the admission proxy a saturating run may be partly refused: those are not throughput."""
+    import os
+
+    from benchmarks import server_ab, wrk
+
+    def fake_run(*_args: object, max_non_2xx_share: float = 0.0, **_kwargs: object) -> wrk.WrkResult:
+        assert max_non_2xx_share == server_ab.SHED_ALLOWED
+        return wrk.WrkResult(requests_per_second=100.0, p50_ms=1.0, p99_ms=2.0, requests=300, non_2xx=3)
+
+    monkeypatch.setattr(server_ab.wrk, "run", fake_run)
+    run = server_ab.measure(1, os.getpid(), "batch", 3)
+    assert run.wrk.requests_per_second == pytest.approx(99.0)
+    assert run.wrk.non_2xx == 3
