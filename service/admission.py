@@ -5,12 +5,12 @@ Why a second process: a 503 answered by the Python server costs about an eighth 
 inference (the hand-off from the HTTP server to the event loop, parsing, writing), so at 4x capacity
 the rejections alone take most of the core; and most of the wait of an overloaded request happens
 before the event loop sees it (in the server's hand-off to Python), where no rule in the application
-can measure it (docs/service/reliability.md). HAProxy keeps its own queue: at most
-`SCAMGUARD_ADMISSION_CONCURRENCY` inference requests are inside the Python process at once, the rest
-wait in HAProxy, and one that waits longer than `SCAMGUARD_ADMISSION_QUEUE_TIMEOUT_SECONDS` is
-answered 503 + Retry-After in the API's JSON error shape, for tens of microseconds of CPU instead of
-a trip through Python. It is the
-pattern of Knative's queue-proxy in front of a KServe model, inside one container.
+can measure it (docs/service/reliability.md). HAProxy keeps its own bounded queue: at most
+`SCAMGUARD_ADMISSION_CONCURRENCY` inference requests are inside the Python process at once, at most
+`SCAMGUARD_ADMISSION_QUEUE_LENGTH` wait in HAProxy; one more, or one that waits longer than
+`SCAMGUARD_ADMISSION_QUEUE_TIMEOUT_SECONDS`, is answered 503 + Retry-After in the API's JSON error
+shape, for tens of microseconds of CPU instead of a trip through Python. It is the pattern of
+Knative's queue-proxy in front of a KServe model, inside one container.
 
 Layout: HAProxy binds HOST:PORT; the Python server binds a Unix socket in /dev/shm (`Upstream`; a
 free port on 127.0.0.1 where no tmpfs is writable). Only POSTs to the
@@ -244,7 +244,7 @@ class ProxyStats:
     """What HAProxy counted since it started (its `show stat`)."""
 
     queued: int  # inference requests waiting for a slot now
-    shed: int  # inference requests it answered 503 itself (queue timeout, no server)
+    shed: int  # inference requests it answered 503 itself (queue full or timed out, no server)
     requests: int  # inference requests it received
 
 

@@ -89,7 +89,8 @@ MODEL_LOAD_FAILURES = Counter(
 ADMISSION_SHED = (
     "scamguard_admission_shed",
     "counter",
-    "Inference requests the admission proxy answered 503 + Retry-After itself (no slot in time).",
+    "Inference requests the admission proxy answered 503 + Retry-After itself (queue full, or no "
+    "slot in time).",
 )
 ADMISSION_REQUESTS = (
     "scamguard_admission_requests",

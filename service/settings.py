@@ -86,8 +86,9 @@ class Settings(BaseSettings):
     admission_proxy: AdmissionProxyMode = Field(
         default="off",
         description="`haproxy`: HAProxy listens on HOST:PORT in front of the Python server and queues "
-        "inference requests past `SCAMGUARD_ADMISSION_CONCURRENCY`; a request that waits longer than "
-        "`SCAMGUARD_ADMISSION_QUEUE_TIMEOUT_SECONDS` gets 503 + `Retry-After` without reaching Python "
+        "inference requests past `SCAMGUARD_ADMISSION_CONCURRENCY`; a request that finds the queue "
+        "full or waits longer than `SCAMGUARD_ADMISSION_QUEUE_TIMEOUT_SECONDS` gets 503 + "
+        "`Retry-After` without reaching Python "
         "(service/admission.py). The image turns it on; `off` serves HOST:PORT from Python directly.",
     )
     admission_concurrency: int = Field(
