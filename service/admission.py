@@ -228,7 +228,8 @@ def haproxy_config(
         "backend inference",
         "    http-reuse always",
         # A full queue refuses at once: a refusal costs the least CPU when it never waits.
-        f"    http-request deny deny_status 503 if {{ queue(inference) ge {settings.admission_queue_length} }}",
+        "    http-request deny deny_status 503 if "
+        f"{{ queue(inference) ge {settings.admission_queue_length} }}",
         f"    server python {upstream} maxconn {settings.admission_concurrency}",
         "",
         "backend direct",
