@@ -366,13 +366,13 @@ class AdmissionMetrics(Collector):
         stats = self.proxy.stats()
         if stats is None:
             return
-        for (name, _kind, documentation), value in (
+        for (name, kind, documentation), value in (
             (metrics.ADMISSION_SHED, stats.shed),
             (metrics.ADMISSION_REQUESTS, stats.requests),
+            (metrics.ADMISSION_QUEUED, stats.queued),
         ):
-            yield CounterMetricFamily(name, documentation, value=value)
-        name, _kind, documentation = metrics.ADMISSION_QUEUED
-        yield GaugeMetricFamily(name, documentation, value=stats.queued)
+            family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+            yield family(name, documentation, value=value)
 
 
 def register_admission_metrics(proxy: AdmissionProxy) -> None:

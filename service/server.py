@@ -10,8 +10,8 @@ The process runs under SCHED_BATCH (`use_batch_scheduling`), so that granian's t
 each request and answer, do not preempt the event loop only to wait for the interpreter lock.
 
 With `SCAMGUARD_ADMISSION_PROXY=haproxy` (the image) HAProxy listens on HOST:PORT and the Python
-server on a free loopback port behind it (`service.admission`): load past capacity is answered 503
-there, before it reaches Python.
+server behind it on a Unix socket in /dev/shm, or a free loopback port where no tmpfs is writable
+(`service.admission.Upstream`): load past capacity is answered 503 there, before it reaches Python.
 
 On SIGTERM/SIGINT: readiness fails at once and every answer says `Connection: close` (draining);
 after the optional drain delay the listener closes (HAProxy's first, which then finishes what it
