@@ -53,6 +53,37 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def service_environment(port: int, env: dict[str, str]) -> dict[str, str]:
+    """This environment without its SCAMGUARD_* settings, on 127.0.0.1:`port`, plus `env`."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SCAMGUARD_")}
+    return {**full_env, "HOST": "127.0.0.1", "PORT": str(port), **env}
+
+
+def read_responses(
+    sock: socket.socket, count: int, timeout: float = 5
+) -> list[tuple[int, dict[str, str], bytes]]:
+    """Read `count` HTTP/1.1 responses (status, lower-cased headers, body) from a raw socket."""
+    buffer = b""
+    responses = []
+    sock.settimeout(timeout)
+    while len(responses) < count:
+        while b"\r\n\r\n" not in buffer:
+            chunk = sock.recv(65536)
+            assert chunk, f"connection closed after {len(responses)} responses"
+            buffer += chunk
+        head, buffer = buffer.split(b"\r\n\r\n", 1)
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in header_lines)}
+        length = int(headers["content-length"])  # every answer of this API and its proxy has one
+        while len(buffer) < length:
+            chunk = sock.recv(65536)
+            assert chunk
+            buffer += chunk
+        body, buffer = buffer[:length], buffer[length:]
+        responses.append((int(status_line.split()[1]), headers, body))
+    return responses
+
+
 @dataclass
 class Server:
     process: subprocess.Popen[str]
@@ -91,11 +122,14 @@ def start_server(tmp_path: pathlib.Path) -> Iterator[Callable[..., Server]]:
     def start(**env: str) -> Server:
         port = free_port()
         log_path = tmp_path / f"server-{port}.log"
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("SCAMGUARD_")}
-        full_env.update({"HOST": "127.0.0.1", "PORT": str(port), **env})
         log = log_path.open("w")
         process = subprocess.Popen(
-            [sys.executable, "-m", "service"], cwd=REPO, env=full_env, stdout=log, stderr=log, text=True
+            [sys.executable, "-m", "service"],
+            cwd=REPO,
+            env=service_environment(port, env),
+            stdout=log,
+            stderr=log,
+            text=True,
         )
         server = Server(process, port, log_path)
         servers.append(server)
@@ -123,12 +157,10 @@ def start_on_a_taken_port(**env: str) -> tuple[int, subprocess.CompletedProcess[
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("SCAMGUARD_")}
-        full_env.update({"HOST": "127.0.0.1", "PORT": str(port), **env})
         result = subprocess.run(
             [sys.executable, "-m", "service"],
             cwd=REPO,
-            env=full_env,
+            env=service_environment(port, env),
             capture_output=True,
             text=True,
             timeout=60,

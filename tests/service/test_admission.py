@@ -28,7 +28,7 @@ from service.admission import (
 )
 from service.app import INFERENCE_PATHS
 from service.settings import Settings
-from tests.service.conftest import HAM_TEXT, require_tool, start_on_a_taken_port
+from tests.service.conftest import HAM_TEXT, read_responses, require_tool, start_on_a_taken_port
 
 pytestmark = pytest.mark.slow
 PROXY = {"SCAMGUARD_ADMISSION_PROXY": "haproxy"}
@@ -51,21 +51,7 @@ def _exchange(port: int, request: bytes, timeout: float = 10) -> tuple[int, dict
     """One request on a new connection; the status, headers and body of the answer."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(request)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-        while len(body) < int(headers.get("content-length", 0)):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            body += chunk
-    return int(lines[0].split()[1]), headers, body
+        return read_responses(sock, 1, timeout)[0]
 
 
 def _hold_a_slot(port: int, settings: Settings) -> socket.socket:

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.service.conftest import HAM_TEXT, SCAM_TEXT, require_tool, start_on_a_taken_port
+from tests.service.conftest import HAM_TEXT, SCAM_TEXT, read_responses, require_tool, start_on_a_taken_port
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]  # the repository: `python -m service` runs here
 pytestmark = pytest.mark.slow
 
 
@@ -139,29 +138,6 @@ def test_broken_artifact_keeps_process_up(start_server, tmp_path: pathlib.Path) 
     assert server.process.wait(timeout=10) == 0
 
 
-def _read_responses(sock, count: int) -> list[tuple[int, dict[str, str], bytes]]:  # type: ignore[no-untyped-def]
-    """Read `count` HTTP/1.1 responses from a raw socket."""
-    buffer = b""
-    responses = []
-    sock.settimeout(5)
-    while len(responses) < count:
-        while b"\r\n\r\n" not in buffer:
-            chunk = sock.recv(65536)
-            assert chunk, f"connection closed after {len(responses)} responses"
-            buffer += chunk
-        head, buffer = buffer.split(b"\r\n\r\n", 1)
-        status_line, *header_lines = head.decode("latin-1").split("\r\n")
-        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in header_lines)}
-        length = int(headers["content-length"])  # every answer of this API has one
-        while len(buffer) < length:
-            chunk = sock.recv(65536)
-            assert chunk
-            buffer += chunk
-        body, buffer = buffer[:length], buffer[length:]
-        responses.append((int(status_line.split()[1]), headers, body))
-    return responses
-
-
 def test_responses_on_the_wire(start_server) -> None:
     """The server joins each response's writes into one send: pipelined requests, big answers,
     errors and Connection: close must still arrive whole and in order."""
@@ -182,7 +158,7 @@ def test_responses_on_the_wire(start_server) -> None:
     ]
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
         sock.sendall(b"".join(requests))  # pipelined: all at once
-        responses = _read_responses(sock, len(requests))
+        responses = read_responses(sock, len(requests))
         assert sock.recv(1) == b""  # closed after the Connection: close request
     statuses = [status for status, _, _ in responses]
     assert statuses == [200, 200, 200, 200, 415, 404, 200]
@@ -257,12 +233,12 @@ def test_slow_and_silent_connections_are_closed_at_the_header_deadline(start_ser
         with contextlib.suppress(OSError):
             dripping.send(b"a")
         kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-        assert _read_responses(kept, 1)[0][0] == 200
+        assert read_responses(kept, 1)[0][0] == 200
     assert silent.recv(1) == b""
     assert dripping.recv(1) == b""
     assert time.monotonic() - opened < 5
     kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")  # still open: it sent requests in time
-    assert _read_responses(kept, 1)[0][0] == 200
+    assert read_responses(kept, 1)[0][0] == 200
     for sock in (silent, dripping, kept):
         sock.close()
 
@@ -275,13 +251,13 @@ def test_connections_over_the_bound_wait_instead_of_being_served(start_server) -
     request = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
     for sock in (first, second):
         sock.sendall(request)
-        assert _read_responses(sock, 1)[0][0] == 200
+        assert read_responses(sock, 1)[0][0] == 200
     third.sendall(request)
     third.settimeout(0.5)
     with pytest.raises(TimeoutError):
         third.recv(1)  # queued in the kernel: not refused, not served
     first.close()
-    assert _read_responses(third, 1)[0][0] == 200  # served once a slot was free
+    assert read_responses(third, 1)[0][0] == 200  # served once a slot was free
     second.close()
     third.close()
 
@@ -294,7 +270,7 @@ def test_draining_answers_say_connection_close(start_server, admission: dict[str
     )
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-        status, headers, _ = _read_responses(sock, 1)[0]
+        status, headers, _ = read_responses(sock, 1)[0]
         assert (status, headers.get("connection")) == (200, None)  # kept alive before the signal
         server.process.send_signal(signal.SIGTERM)
         # Requests on the same connection until the server has taken the signal (however long the
@@ -302,7 +278,7 @@ def test_draining_answers_say_connection_close(start_server, admission: dict[str
         deadline = time.monotonic() + 1.5
         while True:
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-            status, headers, _ = _read_responses(sock, 1)[0]
+            status, headers, _ = read_responses(sock, 1)[0]
             assert status == 200
             if headers.get("connection") == "close" or time.monotonic() > deadline:
                 break
