@@ -683,6 +683,7 @@ def scenario_soak(base: Baseline, server: Server, seconds: float) -> list[Line]:
     errors = 0
     kinds: collections.Counter[str] = collections.Counter()  # why requests were not answered 200
     sent = ok = 0
+    errors_by_round: list[int] = []  # when they happened: a stall of the host, or a trend
     step = 30.0
     rounds = max(1, int(seconds // step))
     for _ in range(rounds):
@@ -690,6 +691,7 @@ def scenario_soak(base: Baseline, server: Server, seconds: float) -> list[Line]:
         sent += result.sent
         ok += result.ok
         errors += result.sent - result.ok  # every request not answered 200, whatever the reason
+        errors_by_round.append(result.sent - result.ok)
         kinds.update(result.errors)
         kinds.update({f"status {code}": n for code, n in result.statuses.items() if code != 200})
         rss.append(server.rss_mb())
@@ -698,8 +700,10 @@ def scenario_soak(base: Baseline, server: Server, seconds: float) -> list[Line]:
         Line(
             f"soak {rounds * step:.0f} s at 0.7 C",
             f"{ok} of {sent} answered 200, {errors} errors {dict(kinds.most_common())}; "
-            f"RSS {rss[0]:.0f} -> {rss[-1]:.0f} MB ({drift:+.1%})",
+            f"RSS {rss[0]:.0f} -> {rss[-1]:.0f} MB ({drift:+.1%}); "
+            f"errors per {step:.0f} s: {errors_by_round}",
             errors == 0 and abs(drift) < 0.05,
+            {"errors_by_round": errors_by_round, "rss_mb": rss},
         )
     ]
 
