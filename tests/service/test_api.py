@@ -450,8 +450,10 @@ def test_each_route_is_declared_once(client: TestClient) -> None:
     assert set(document["paths"]) == fast | {"/metrics"}
 
 
-STARTS_WITHOUT_FASTAPI = """
-import asyncio, sys
+# The application in a new interpreter, started (lifespan), for what must be seen before anything
+# else has imported or built anything; the test's own lines follow it.
+FRESH_APP = """
+import asyncio, gc, sys
 from runtime.classifier import DEFAULT_MODEL_DIR
 from service.app import create_app
 from service.settings import Settings
@@ -472,96 +474,80 @@ async def call(scope, messages):
     return sent
 
 
+async def request(method, path, body=b""):
+    scope = {"type": "http", "method": method, "path": path, "headers": [], "query_string": b"",
+             "client": ("127.0.0.1", 1)}
+    return (await call(scope, [{"type": "http.request", "body": body, "more_body": False}]))[0]["status"]
+
+
+def run_started(main):
+    async def started():
+        lifespan = asyncio.ensure_future(call({"type": "lifespan"}, [{"type": "lifespan.startup"}]))
+        await asyncio.wait([lifespan], timeout=10)  # it waits for the next message: startup is done
+        await main()
+        lifespan.cancel()
+
+    asyncio.run(started())
+"""
+
+
+def fresh_app_prints(lines: str) -> list[str]:
+    """What `lines`, run after FRESH_APP in a new interpreter, print."""
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH_APP + lines],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout.splitlines()
+
+
+def test_the_application_starts_and_answers_without_fastapi() -> None:
+    """FastAPI and Starlette are a third of the process's start: startup, the probes and inference
+    must not import them (they load on the first /metrics or docs request)."""
+    printed = fresh_app_prints(
+        """
 async def main():
-    lifespan = asyncio.ensure_future(call({"type": "lifespan"}, [{"type": "lifespan.startup"}]))
-    await asyncio.wait([lifespan], timeout=10)  # it waits for the next message: startup is done
     for method, path, body in [
         ("GET", "/readyz", b""),
         ("GET", "/v2/health/ready", b""),
         ("POST", "/v1/classify", b'{"text": "hello there"}'),
         ("GET", "/no/such/path", b""),
     ]:
-        scope = {"type": "http", "method": method, "path": path, "headers": [], "query_string": b"",
-                 "client": ("127.0.0.1", 1)}
-        sent = await call(scope, [{"type": "http.request", "body": body, "more_body": False}])
-        print(path, sent[0]["status"])
-    lifespan.cancel()
+        print(path, await request(method, path, body))
 
-
-asyncio.run(main())
+run_started(main)
 print("loaded:", sorted(m for m in sys.modules if m.split(".")[0] in ("fastapi", "starlette")))
 """
-
-
-def test_the_application_starts_and_answers_without_fastapi() -> None:
-    """FastAPI and Starlette are a third of the process's start: startup, the probes and inference
-    must not import them (they load on the first /metrics or docs request)."""
-    result = subprocess.run(
-        [sys.executable, "-c", STARTS_WITHOUT_FASTAPI],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        timeout=60,
     )
-    assert result.stdout.splitlines() == [
+    assert printed == [
         "/readyz 200",
         "/v2/health/ready 200",
         "/v1/classify 200",
         "/no/such/path 404",
         "loaded: []",
-    ], result.stdout + result.stderr
-
-
-OBJECTS_A_FULL_GC_WALKS_AFTER_THE_FIRST_SCRAPE = """
-import asyncio, gc
-from runtime.classifier import DEFAULT_MODEL_DIR
-from service.app import create_app
-from service.settings import Settings
-
-app = create_app(Settings(model_dir=DEFAULT_MODEL_DIR))
-
-
-async def call(scope, message):
-    async def receive():
-        return message
-
-    async def send(message):
-        pass
-
-    await app(scope, receive, send)
-
-
-async def main():
-    startup = asyncio.ensure_future(call({"type": "lifespan"}, {"type": "lifespan.startup"}))
-    await asyncio.wait([startup], timeout=10)  # it waits for the next message: startup is done
-    scope = {"type": "http", "method": "GET", "path": "/metrics", "headers": [], "query_string": b"",
-             "client": ("127.0.0.1", 1)}
-    await call(scope, {"type": "http.request", "body": b"", "more_body": False})
-    startup.cancel()
-
-
-asyncio.run(main())
-gc.collect()
-print(len(gc.get_objects()))
-"""
+    ]
 
 
 def test_a_full_gc_pass_does_not_walk_the_model_or_fastapi() -> None:
     """The model (at startup) and FastAPI (built on the first /metrics scrape) are tens of
     thousands of long-lived objects; a full collection that walked them would stall the event loop
     for milliseconds (24 ms and 6.6 ms on the development VM). Both are frozen out of its reach."""
-    result = subprocess.run(
-        [sys.executable, "-c", OBJECTS_A_FULL_GC_WALKS_AFTER_THE_FIRST_SCRAPE],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        timeout=60,
+    printed = fresh_app_prints(
+        """
+async def main():
+    print("/metrics", await request("GET", "/metrics"))
+
+run_started(main)
+gc.collect()
+print(len(gc.get_objects()))
+"""
     )
-    assert int(result.stdout.strip().splitlines()[-1]) < 3_000, result.stdout + result.stderr
+    assert printed[0] == "/metrics 200"
+    assert int(printed[-1]) < 3_000, printed
 
 
 def test_head_on_a_get_route_of_the_pipeline_has_no_body(client: TestClient) -> None:
