@@ -32,6 +32,7 @@ def test_reliability_command_prints_one_verdict_line_per_scenario() -> None:
     assert result.returncode in (0, 1), result.stderr
     out = result.stdout.splitlines()
     assert out[0].startswith("admission proxy: haproxy; capacity C = ")
+    assert out[1].startswith("open loop: "), out[1]  # what C means under fixed arrival rates
     verdicts = {m.group(2).strip(): m.group(1) for line in out if (m := LINE.match(line))}
     assert set(verdicts) == {"invented X-Forwarded-For", "model missing", "malformed-input table"}
     # fixed in issue 15's first round: these must not regress
