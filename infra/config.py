@@ -70,7 +70,8 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "integer",
         32,
         "Concurrent requests one instance admits: Cloud Run sends no more before scaling out; inside, "
-        "16 run at once and the rest wait in the admission proxy's queue (more get 503 + Retry-After).",
+        "the admission proxy's slots run at once and the rest wait in its queue (more get 503 + "
+        "Retry-After).",
     ),
     ConfigKey("cpu", "string", "1", "vCPUs per instance, e.g. 1, 2 or 0.5."),
     ConfigKey("memory", "string", "512Mi", "Memory per instance, e.g. 512Mi or 1Gi."),

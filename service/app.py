@@ -86,7 +86,7 @@ class ScamguardApp:
         return self._rest
 
     def _build_rest_frozen(self) -> ASGIApp:
-        # Built on the first /metrics scrape: FastAPI, its routes and schemas are some 15,000
+        # Built on the first /metrics scrape: FastAPI, its routes and schemas are over 10,000
         # long-lived objects that every full GC pass would walk again (6.6 ms each on this VM, on
         # the event loop); out of the collector's reach like the model's (see `_startup`).
         built = self._build_rest()
