@@ -12,7 +12,9 @@ Scoring reproduces scikit-learn's `TfidfVectorizer(sublinear_tf=True, norm="l2")
 followed by `LogisticRegression.predict_proba`, without scikit-learn: normalise the text, map tokens
 to ids with one C-level dict pass, find unigram columns by indexing and bigram columns by binary
 search, then two sums per text and a sigmoid. No per-token Python loop and no term strings are
-built; a batch goes through those steps once, with each term keyed by its text.
+built; a batch goes through those steps once, with each term keyed by its text. Where the compiled
+`runtime._native` is built, its `Scorer` does those steps per text in C instead: the same operations
+in the same order, so the same scores to the last bit (tests/runtime/test_native.py).
 Loading is a JSON header, a word list and one uncompressed .npz (tens of milliseconds).
 """
 
@@ -30,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from runtime.native import native
 from runtime.text import normalize, tokens
 
 __all__ = ["DEFAULT_MODEL_DIR", "ModelInfo", "ModelLoadError", "ScamClassifier", "build_tables", "featurize"]
@@ -119,6 +122,13 @@ def _counted(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return values[at[:-1]], at[1:] - at[:-1]
 
 
+def _tf_table(size: int) -> np.ndarray:
+    """1 + ln(k) at index k >= 1 (sublinear tf), as numpy computes it; index 0 is unused."""
+    table = np.zeros(size, dtype=np.float64)
+    table[1:] = 1.0 + np.log(np.arange(1, size, dtype=np.float64))
+    return table
+
+
 def _sigmoid(z: float) -> float:
     if z >= 0:
         return 1.0 / (1.0 + math.exp(-z))
@@ -145,6 +155,7 @@ class ScamClassifier:
         weights: np.ndarray,
         bias: float,
         calibration: tuple[float, float, float] = (1.0, 0.0, 0.0),
+        use_native: bool = True,
     ) -> None:
         self.info = info
         self.metadata = metadata
@@ -159,9 +170,31 @@ class ScamClassifier:
         self._use_bigrams = len(bigram_keys) > 1
         self._bias = bias
         self._slope, self._intercept, self._evidence_k = calibration
+        # tf = 1 + ln(count), by count: one table (grown on demand) serves both scorers, so they
+        # cannot differ in how the logarithm is computed.
+        self._tf = _tf_table(256)
+        self._native = (
+            native.Scorer(
+                words,
+                self._unigram_column,
+                self._bigram_keys,
+                self._bigram_columns,
+                self._weighted_idf,
+                self._idf_squared,
+            )
+            if use_native and native is not None
+            else None
+        )
+
+    @property
+    def scorer(self) -> str:
+        """Which scorer runs: "native" (runtime._native) or "numpy" (not built, or turned off)."""
+        return "numpy" if self._native is None else "native"
 
     @classmethod
-    def load(cls, model_dir: pathlib.Path | str = DEFAULT_MODEL_DIR) -> ScamClassifier:
+    def load(
+        cls, model_dir: pathlib.Path | str = DEFAULT_MODEL_DIR, *, use_native: bool = True
+    ) -> ScamClassifier:
         """Load and verify an artifact directory; raise ModelLoadError saying what is wrong."""
         model_dir = pathlib.Path(model_dir)
         meta_path = model_dir / METADATA_FILE
@@ -251,6 +284,7 @@ class ScamClassifier:
                     float(model["calibration"]["intercept"]),
                     float(model["calibration"]["evidence_k"]),
                 ),
+                use_native=use_native,
             )
         except ModelLoadError:
             raise
@@ -274,6 +308,8 @@ class ScamClassifier:
     def decisions(self, texts: Sequence[str]) -> list[float]:
         """The calibrated logits of `texts`, scored together: a batch pays the dozen numpy calls
         once, not once per text, so its cost per text is little more than normalisation."""
+        if self._native is not None:
+            return [self._calibrated_sums(*self._native_sums(normalize(text))) for text in texts]
         token_lists = [tokens(normalize(text)) for text in texts]
         batch = len(token_lists)
         flat = token_lists[0] if batch == 1 else list(chain.from_iterable(token_lists))
@@ -316,13 +352,27 @@ class ScamClassifier:
             evidence = np.bincount(text_of, minlength=batch).tolist()
         # Sums per text in one order whatever the batch (bincount adds in sequence), so a text
         # scores the same, to the last bit, alone or in any batch.
-        tf = 1.0 + np.log(counts)
+        tf = self._tf_of(counts)
         dots = np.bincount(present_text, self._weighted_idf[present] * tf, batch).tolist()
         squares = np.bincount(present_text, self._idf_squared[present] * (tf * tf), batch).tolist()
         return [
-            self._calibrated(dot / math.sqrt(sq) + self._bias if n_found else self._bias, n_found)
+            self._calibrated_sums(dot, sq, n_found)
             for dot, sq, n_found in zip(dots, squares, evidence, strict=True)
         ]
+
+    def _native_sums(self, normalized: str) -> tuple[float, float, int]:
+        assert self._native is not None
+        while (sums := self._native.sums(normalized, self._tf)) is None:  # a term occurs len(tf)+ times
+            self._tf = _tf_table(2 * len(self._tf))
+        return sums
+
+    def _tf_of(self, counts: np.ndarray) -> np.ndarray:
+        while len(counts) and counts.max() >= len(self._tf):
+            self._tf = _tf_table(2 * len(self._tf))
+        return self._tf[counts]
+
+    def _calibrated_sums(self, dot: float, squares: float, found: int) -> float:
+        return self._calibrated(dot / math.sqrt(squares) + self._bias if found else self._bias, found)
 
     def _calibrated(self, z: float, evidence: int) -> float:
         """slope * z * n / (n + k) + intercept, n = vocabulary terms found: little text, little say."""

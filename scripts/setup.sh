@@ -10,7 +10,8 @@
 #                    prometheus-alertmanager (amtool checks the Kubernetes target's Alertmanager config),
 #                    redis-server (the shared rate-limit store test), wrk (benchmarks), haproxy (the
 #                    service's admission proxy, service/admission.py), python3-venv
-#                    (uv's own venv), locales.
+#                    (uv's own venv), gcc libc6-dev python3-dev (runtime/_native.c, built
+#                    below), locales.
 #   uv               pinned, in its own venv under .cache/tools/uv (the machine's Python, pip and any
 #                    other uv stay as they are); scripts/test.sh finds it there.
 #   .venv            `uv sync --frozen`: the Pulumi program, the policy pack and the repo's tools;
@@ -39,7 +40,7 @@ step "system packages"
 apt-get -o DPkg::Lock::Timeout=300 update -qq
 apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends \
     docker.io debootstrap prometheus prometheus-alertmanager redis-server wrk haproxy locales ca-certificates \
-    python3 python3-venv >/dev/null
+    python3 python3-venv python3-dev gcc libc6-dev >/dev/null
 # Some tools refuse to run without a real UTF-8 locale.
 if ! locale -a 2>/dev/null | grep -qi '^en_US.utf8$'; then
     sed -i 's/^# *en_US.UTF-8 UTF-8/en_US.UTF-8 UTF-8/' /etc/locale.gen
@@ -60,6 +61,10 @@ for project in . service training; do
     step "environment of $project (uv sync --frozen --project $project)"
     "$UV_VENV/bin/uv" sync --frozen --quiet --project "$project"
 done
+
+# The model runtime's compiled part (runtime/_native.c); the tests fail without it (the image builds its own).
+step "compiled runtime (python -m runtime.build)"
+"$UV_VENV/bin/uv" run --frozen --quiet --project service python -m runtime.build
 
 if ((with_docker)); then
     step "Docker engine and service image"

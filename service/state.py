@@ -111,6 +111,7 @@ class ServiceState:
                 "model_version": info.version,
                 "threshold": info.threshold,
                 "model_dir": str(model_dir),
+                "scorer": classifier.scorer,
                 "load_seconds": round(time.perf_counter() - started, 4),
             },
         )

@@ -65,10 +65,11 @@ def test_scores_are_probabilities_and_rank_phishing_above_ham() -> None:
     assert clf.score_many([PHISH, HAM, ""]) == [phish, ham, clf.score("")]
 
 
-def test_a_text_scores_the_same_alone_and_in_any_batch() -> None:
+@pytest.mark.parametrize("use_native", [True, False], ids=["native", "numpy"])
+def test_a_text_scores_the_same_alone_and_in_any_batch(use_native: bool) -> None:
     """A batch is scored in one pass (`decisions`), a single text without the per-text index: the
     two must agree to the last bit, whatever the batch's order, duplicates or empty texts."""
-    clf = ScamClassifier.load(MODEL_DIR)
+    clf = ScamClassifier.load(MODEL_DIR, use_native=use_native)
     texts = [PHISH, HAM, "", "zzqx qqzx", "verify", PHISH, *adversarial(2_000).values(), ordinary_html(3_000)]
     alone = [clf.score(text) for text in texts]
     assert clf.score_many(texts) == alone
@@ -78,10 +79,11 @@ def test_a_text_scores_the_same_alone_and_in_any_batch() -> None:
     assert clf.score_many([]) == []
 
 
-def test_no_bigram_spans_two_texts_of_a_batch() -> None:
+@pytest.mark.parametrize("use_native", [True, False], ids=["native", "numpy"])
+def test_no_bigram_spans_two_texts_of_a_batch(use_native: bool) -> None:
     """The last word of one text and the first of the next are not a pair: with a known bigram
     split across them, each text still scores as it does alone."""
-    clf = ScamClassifier.load(MODEL_DIR)
+    clf = ScamClassifier.load(MODEL_DIR, use_native=use_native)
     # "click here" is a term of the model (else this test would prove nothing)
     words = clf._word_ids
     assert words["click"] * (len(words) + 1) + words["here"] in clf._bigram_keys
