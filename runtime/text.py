@@ -40,8 +40,17 @@ PLACEHOLDERS = (URL_TOKEN, EMAIL_TOKEN, MONEY_TOKEN, PHONE_TOKEN, NUMBER_TOKEN)
 # contains "<" (so tag matches cannot overlap), and the paired constructs are found with str.find
 # (_strip_pairs), which gives up on a name at its first unclosed opening.
 _HTML_HINT = re.compile(r"<(?:html|body|div|p|br|table|td|tr|font|a|span|img|head|b|i|u|center)\b", re.I)
-_HTML_DROP_OPEN = re.compile(r"<\s*(script|style|head)\b", re.I)
-_HTML_DROP_CLOSE = {name: re.compile(rf"<\s*/\s*{name}\s*>", re.I) for name in ("script", "style", "head")}
+_HTML_DROPPED = ("script", "style", "head")
+# The opening pattern for each set of names still worth looking for: once a name has no closing
+# tag ahead, its later openings are skipped inside `re`, not one Python iteration each.
+_HTML_DROP_OPEN = {
+    names: re.compile(rf"<\s*({'|'.join(names)})\b", re.I)
+    for names in (
+        tuple(name for bit, name in enumerate(_HTML_DROPPED) if mask >> bit & 1)
+        for mask in range(1, 1 << len(_HTML_DROPPED))
+    )
+}
+_HTML_DROP_CLOSE = {name: re.compile(rf"<\s*/\s*{name}\s*>", re.I) for name in _HTML_DROPPED}
 # Keep the link target of anchors: "click here" phishing hides the URL in href.
 _HTML_HREF = re.compile(r"""<\s*a\b[^<>]*?\bhref\s*=\s*["']?([^"'\s<>]+)[^<>]*>""", re.I)
 _HTML_TAG = re.compile(r"</?[a-z!][^<>]{0,2000}>", re.I)
@@ -104,15 +113,12 @@ def _strip_dropped_elements(text: str) -> str:
     if "<" not in text:
         return text
     parts, pos, search_from = [], 0, 0
-    unclosed: set[str] = set()
-    while (opening := _HTML_DROP_OPEN.search(text, search_from)) is not None:
+    names = _HTML_DROPPED  # the names that may still have a closing tag ahead
+    while names and (opening := _HTML_DROP_OPEN[names].search(text, search_from)) is not None:
         name = opening.group(1).lower()
-        if name in unclosed:
-            search_from = opening.start() + 1
-            continue
         closing = _HTML_DROP_CLOSE[name].search(text, opening.end())
         if closing is None:
-            unclosed.add(name)
+            names = tuple(n for n in names if n != name)
             search_from = opening.start() + 1
             continue
         parts += [text[pos : opening.start()], " "]
