@@ -54,9 +54,12 @@ static PyObject *word_tokens(PyObject *Py_UNUSED(module), PyObject *text) {
     Py_ssize_t n;
     const unsigned char *s = ascii_data(text, &n);
     if (s == NULL) return NULL;
-    /* Worst case: every character a one-digit run, "numtoken" + a space each. */
-    if (n > (PY_SSIZE_T_MAX - 1) / (Py_ssize_t)(NUMBER_TOKEN_LEN + 1)) return PyErr_NoMemory();
-    char *out = PyMem_Malloc((size_t)n * (NUMBER_TOKEN_LEN + 1) + 1);
+    /* At most a space per character, and each digit run grows to "numtoken": size the buffer by
+     * the runs (a 20 KB text would otherwise ask for 180 KB). */
+    Py_ssize_t digit_runs = 0;
+    for (Py_ssize_t j = 0; j < n; j++) digit_runs += is_digit(s[j]) && (j == 0 || !is_digit(s[j - 1]));
+    if (n > (PY_SSIZE_T_MAX - 1) / (Py_ssize_t)(NUMBER_TOKEN_LEN + 2)) return PyErr_NoMemory();
+    char *out = PyMem_Malloc((size_t)(2 * n + digit_runs * (Py_ssize_t)(NUMBER_TOKEN_LEN - 1)) + 1);
     if (out == NULL) return PyErr_NoMemory();
     Py_ssize_t len = 0, i = 0;
     int last_mark = -1; /* the previous token, if it was one punctuation mark */
