@@ -69,6 +69,15 @@ def test_scores_equal_the_numpy_scorer_to_the_last_bit(
     assert compiled.decisions(texts) == numpy_scorer.decisions(texts)
 
 
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(st.text(alphabet=st.characters(codec="utf-8"), max_size=300), min_size=1, max_size=4))
+def test_scores_equal_the_numpy_scorer_on_any_text(
+    texts: list[str], scorers: tuple[ScamClassifier, ScamClassifier]
+) -> None:
+    compiled, numpy_scorer = scorers
+    assert compiled.decisions(texts) == numpy_scorer.decisions(texts)
+
+
 def test_scores_equal_the_numpy_scorer_on_mail_and_hostile_text(
     scorers: tuple[ScamClassifier, ScamClassifier],
 ) -> None:
