@@ -306,8 +306,9 @@ class ScamClassifier:
         return self.decisions((text,))[0]
 
     def decisions(self, texts: Sequence[str]) -> list[float]:
-        """The calibrated logits of `texts`, scored together: a batch pays the dozen numpy calls
-        once, not once per text, so its cost per text is little more than normalisation."""
+        """The calibrated logits of `texts`. Compiled: one C call per text. With numpy, scored
+        together: a batch pays the dozen numpy calls once, not once per text, so its cost per text
+        is little more than normalisation."""
         if self._native is not None:
             return [self._calibrated_sums(*self._native_sums(normalize(text))) for text in texts]
         token_lists = [tokens(normalize(text)) for text in texts]

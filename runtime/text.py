@@ -175,6 +175,7 @@ def _word_tokens_python(prepared: str) -> str:
 
 # The same function in C (~10x faster), when built; tests/runtime/test_native.py holds them equal.
 _word_tokens = _word_tokens_python if native is None else native.word_tokens
+
 # With digits replaced before the address pattern runs, "@ 123" would no longer be taken for an
 # e-mail domain (the pattern refuses to start at a placeholder): such texts take the reference order.
 _AT_DIGIT = re.compile(r"@[\s@]*[0-9]")
@@ -189,7 +190,7 @@ def normalize(text: str) -> str:
     if "@" in text and _AT_DIGIT.search(text):
         return _normalize_tokens_reference(text)
     # Fast path, same output as the reference order (tested on every corpus text): digit runs are
-    # replaced while tokenising (memoised per word), which the link patterns cannot tell apart
+    # replaced while tokenising (in C, or memoised per word), which the link patterns cannot tell apart
     # because they match digit runs and "numtoken" alike.
     text = _word_tokens(text)
     if "@" in text:
