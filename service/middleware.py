@@ -339,6 +339,11 @@ class RequestPipeline:
             await self.app(scope, receive, send_tracked)
         except ClientDisconnected:
             status = CLIENT_CLOSED_REQUEST
+        except asyncio.CancelledError:
+            # The server cancels a request's task when its client's connection drops: the client
+            # left (not a server error, which would feed the 5xx alert); the cancellation goes on.
+            status = CLIENT_CLOSED_REQUEST
+            raise
         except Exception as exc:
             if response_started:
                 if response_complete:

@@ -600,6 +600,59 @@ async def test_client_gone_before_its_body_is_counted_not_answered() -> None:
     assert metric("scamguard_inferences_in_flight") == 0
 
 
+@pytest.mark.anyio
+async def test_a_request_cancelled_by_the_server_is_counted_as_the_client_leaving_not_as_a_500(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """granian cancels the application's task when the client's connection drops (wrk stopping
+    with batches queued did it): that is a client gone (499), not a server error that would feed
+    the 5xx alert, and the cancellation must still propagate."""
+    import asyncio
+
+    from service.app import create_app
+    from tests.service.conftest import make_settings
+
+    app = create_app(make_settings())
+    app.state.service.load_model()
+    never = asyncio.Event()
+
+    async def receive() -> MutableMapping[str, Any]:
+        await never.wait()  # the body never comes: the task is cancelled while it waits
+        raise AssertionError("unreachable")
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        raise AssertionError(f"nothing is sent to a client that left: {message}")
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/classify",
+        "raw_path": b"/v1/classify",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"20")],
+        "client": ("127.0.0.1", 1234),
+        "server": ("127.0.0.1", 8080),
+    }
+    gone = {"route": "/v1/classify", "method": "POST", "status": "499"}
+    failed = {**gone, "status": "500"}
+    before_gone, before_failed = (
+        metric("scamguard_http_requests_total", **gone),
+        metric("scamguard_http_requests_total", **failed),
+    )
+    task = asyncio.ensure_future(app(scope, receive, send))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert metric("scamguard_http_requests_total", **gone) == before_gone + 1
+    assert metric("scamguard_http_requests_total", **failed) == before_failed
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+
+
 def test_a_body_with_thousands_of_unknown_fields_is_refused_cheaply(client: TestClient) -> None:
     """180,000 unknown keys in a 2 MB body made a 16 MB answer (one error per key) and held the
     event loop for a second: now the object's size is checked first, and the answer stays small."""
