@@ -557,6 +557,24 @@ def test_head_on_a_get_route_of_the_pipeline_has_no_body(client: TestClient) -> 
     assert int(response.headers["content-length"]) == len(client.get("/healthz").content)
 
 
+def _classify_scope(headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    """The ASGI scope of a POST /v1/classify from a loopback client, for calling the app directly."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/classify",
+        "raw_path": b"/v1/classify",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 1234),
+        "server": ("127.0.0.1", 8080),
+    }
+
+
 @pytest.mark.anyio
 async def test_client_gone_before_its_body_is_counted_not_answered() -> None:
     from service.app import create_app
@@ -578,20 +596,7 @@ async def test_client_gone_before_its_body_is_counted_not_answered() -> None:
     async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/classify",
-        "raw_path": b"/v1/classify",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 1234),
-        "server": ("127.0.0.1", 8080),
-    }
+    scope = _classify_scope([(b"content-type", b"application/json")])
     labels = {"route": "/v1/classify", "method": "POST", "status": "499"}
     before = metric("scamguard_http_requests_total", **labels)
     await app(scope, receive, send)
@@ -623,20 +628,7 @@ async def test_a_request_cancelled_by_the_server_is_counted_as_the_client_leavin
     async def send(message: MutableMapping[str, Any]) -> None:
         raise AssertionError(f"nothing is sent to a client that left: {message}")
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/classify",
-        "raw_path": b"/v1/classify",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"content-length", b"20")],
-        "client": ("127.0.0.1", 1234),
-        "server": ("127.0.0.1", 8080),
-    }
+    scope = _classify_scope([(b"content-type", b"application/json"), (b"content-length", b"20")])
     gone = {"route": "/v1/classify", "method": "POST", "status": "499"}
     failed = {**gone, "status": "500"}
     before_gone, before_failed = (
