@@ -272,8 +272,9 @@ done:
     return status;
 }
 
-/* Ascending order of small non-negative integers: insertion sort for a few, else LSD radix. */
-static int sort_columns(uint32_t *a, Py_ssize_t n, uint32_t largest) {
+/* Ascending order of small non-negative integers: insertion sort for a few, else LSD radix, with
+ * `scratch` (n entries) from the caller and the bucket counts on the stack: no allocation per call. */
+static void sort_columns(uint32_t *a, uint32_t *scratch, Py_ssize_t n, uint32_t largest) {
     if (n <= 48) {
         for (Py_ssize_t i = 1; i < n; i++) {
             uint32_t v = a[i];
@@ -284,19 +285,13 @@ static int sort_columns(uint32_t *a, Py_ssize_t n, uint32_t largest) {
             }
             a[j] = v;
         }
-        return 0;
+        return;
     }
     enum { BITS = 11, BUCKETS = 1 << BITS };
-    uint32_t *tmp = PyMem_Malloc(sizeof(uint32_t) * (size_t)n);
-    Py_ssize_t *count = PyMem_Malloc(sizeof(Py_ssize_t) * BUCKETS);
-    if (tmp == NULL || count == NULL) {
-        PyMem_Free(tmp);
-        PyMem_Free(count);
-        return -1;
-    }
-    uint32_t *src = a, *dst = tmp;
+    Py_ssize_t count[BUCKETS];
+    uint32_t *src = a, *dst = scratch;
     for (int shift = 0; shift < 32 && (largest >> shift) != 0; shift += BITS) {
-        memset(count, 0, sizeof(Py_ssize_t) * BUCKETS);
+        memset(count, 0, sizeof(count));
         for (Py_ssize_t i = 0; i < n; i++) count[(src[i] >> shift) & (BUCKETS - 1)]++;
         Py_ssize_t total = 0;
         for (int b = 0; b < BUCKETS; b++) {
@@ -310,9 +305,6 @@ static int sort_columns(uint32_t *a, Py_ssize_t n, uint32_t largest) {
         dst = t;
     }
     if (src != a) memcpy(a, src, sizeof(uint32_t) * (size_t)n);
-    PyMem_Free(tmp);
-    PyMem_Free(count);
-    return 0;
 }
 
 static PyObject *Scorer_sums(Scorer *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -333,8 +325,8 @@ static PyObject *Scorer_sums(Scorer *self, PyObject *const *args, Py_ssize_t nar
     Py_ssize_t tf_len = tf_view.len / 8;
 
     PyObject *result = NULL;
-    /* At most (n + 1) / 2 tokens; a unigram and a bigram column each. */
-    Py_ssize_t most = n / 2 + 1;
+    /* At most (n + 1) / 2 tokens; a unigram and a bigram column each, and as much again for sorting. */
+    Py_ssize_t most = 2 * (n / 2 + 1);
     uint32_t *columns = PyMem_Malloc(sizeof(uint32_t) * 2 * (size_t)most);
     if (columns == NULL) {
         PyErr_NoMemory();
@@ -376,10 +368,7 @@ static PyObject *Scorer_sums(Scorer *self, PyObject *const *args, Py_ssize_t nar
         }
         previous = id;
     }
-    if (sort_columns(columns, found, largest) < 0) {
-        PyErr_NoMemory();
-        goto done;
-    }
+    sort_columns(columns, columns + most, found, largest);
     const double *weighted_idf = self->weighted_idf.buf, *idf_squared = self->idf_squared.buf;
     double dot = 0.0, squares = 0.0;
     for (Py_ssize_t j = 0; j < found;) {
