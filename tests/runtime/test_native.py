@@ -31,14 +31,10 @@ def scorers() -> tuple[ScamClassifier, ScamClassifier]:
     return ScamClassifier.load(MODEL_DIR), ScamClassifier.load(MODEL_DIR, use_native=False)
 
 
-def _prepared(text: str) -> str:
-    return text_module._prepare(text)
-
-
 @settings(max_examples=1500, deadline=None)
 @given(st.lists(st.sampled_from(_TRICKY_PIECES), max_size=40).map("".join))
 def test_word_tokens_equal_the_python_definition_on_tricky_text(text: str) -> None:
-    prepared = _prepared(text)
+    prepared = text_module._prepare(text)
     assert native is not None
     assert native.word_tokens(prepared) == text_module._word_tokens_python(prepared)
 

@@ -619,9 +619,10 @@ async def test_a_request_cancelled_by_the_server_is_counted_as_the_client_leavin
 
     app = create_app(make_settings())
     app.state.service.load_model()
-    never = asyncio.Event()
+    never, waiting = asyncio.Event(), asyncio.Event()
 
     async def receive() -> MutableMapping[str, Any]:
+        waiting.set()
         await never.wait()  # the body never comes: the task is cancelled while it waits
         raise AssertionError("unreachable")
 
@@ -636,7 +637,7 @@ async def test_a_request_cancelled_by_the_server_is_counted_as_the_client_leavin
         metric("scamguard_http_requests_total", **failed),
     )
     task = asyncio.ensure_future(app(scope, receive, send))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(waiting.wait(), 10)  # inside the pipeline, reading the body
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
