@@ -6,7 +6,7 @@ Needs a C compiler (cc, or $CC) and the interpreter's headers (Python.h: python3
 python:*-slim images carry them). No build backend: one translation unit, the interpreter's own
 include directory and extension suffix, and the flags below. scripts/setup.sh and the image's
 builder stage run it; without the module, runtime.classifier scores with numpy (same results, to the
-last bit, and about twice the time per e-mail: docs/service/performance.md).
+last bit, at about a third of the speed: docs/service/performance.md).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from .test_text import _TRICKY_PIECES
 
 
 def test_the_compiled_runtime_is_built() -> None:
-    # Not a skip: without it the service runs at half speed, so a checkout or image missing it fails.
+    # Not a skip: without it the service runs at a third of the speed; a checkout or image lacking it fails.
     assert native is not None, "runtime/_native.c is not built: run `python -m runtime.build` (setup.sh does)"
     assert ScamClassifier.load(MODEL_DIR).scorer == "native"
     assert text_module._word_tokens is native.word_tokens
