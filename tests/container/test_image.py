@@ -81,9 +81,10 @@ def test_image_metadata(image: str) -> None:
     assert "training/train.py" not in app
     assert "service/Dockerfile" not in app
     # The compiled runtime was built in the image, for its interpreter, and is what scores.
-    assert [path for path in app if path.startswith("runtime/_native")] == [
-        "runtime/_native.cpython-311-x86_64-linux-gnu.so"
-    ], app
+    native = [path for path in app if path.startswith("runtime/_native")]
+    assert len(native) == 1, app  # the module only: no source, stub or host build
+    assert native[0].startswith("runtime/_native.cpython-311-"), native
+    assert native[0].endswith(".so"), native
     assert "runtime/build.py" not in app
     scorer = docker("run", "--rm", "--entrypoint", "/opt/venv/bin/python", image, "-c", _SCORER_SNIPPET)
     assert scorer.stdout.split() == ["native"]
